@@ -1,0 +1,20 @@
+"""The loss engine: pure NumPy, no web imports, usable as a library.
+
+>>> from service.engine import compute
+>>> r = compute("mse", [[0.0, 1.0]], [[1.0, 1.0]])
+>>> float(r.loss)
+0.5
+"""
+
+from . import embedding, hinge, probabilistic, regression  # noqa: F401 - registers the losses
+from .compute import DEFAULT_OUTPUTS, DTYPES, OUTPUTS, Result, compute
+from .errors import (DomainError, InvalidInput, LimitExceeded, LossServiceError, MalformedJSON, NonFiniteResult,
+                     ParameterError, ShapeError, UnknownLoss, UnsupportedOutput)
+from .reduction import REDUCTIONS
+from .registry import Loss, all_losses, get_loss, name_key
+
+__all__ = [
+    "DEFAULT_OUTPUTS", "DTYPES", "OUTPUTS", "REDUCTIONS", "DomainError", "InvalidInput", "LimitExceeded", "Loss",
+    "LossServiceError", "MalformedJSON", "NonFiniteResult", "ParameterError", "Result", "ShapeError", "UnknownLoss",
+    "UnsupportedOutput", "all_losses", "compute", "get_loss", "name_key",
+]

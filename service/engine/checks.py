@@ -1,0 +1,82 @@
+"""Input checks shared by every loss: shapes, domains, integer labels.
+
+Each failure is a typed engine error naming the field, the rule and the first offending index,
+so the client can fix the request without guessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from .errors import DomainError, ShapeError
+from .params import Interval
+
+
+def first_index(bad: np.ndarray) -> list[int]:
+    """The first index (row-major) where ``bad`` is true."""
+    flat = int(np.flatnonzero(bad.ravel())[0])
+    return [int(i) for i in np.unravel_index(flat, bad.shape)] if bad.ndim else []
+
+
+def _at(field: str, index: list[int]) -> str:
+    return field + "".join(f"[{i}]" for i in index)
+
+
+def _value(x: np.ndarray, index: list[int]) -> str:
+    v = x[tuple(index)] if index else x[()]
+    return f"{float(v):.6g}"
+
+
+def check_interval(x: np.ndarray, interval: Interval, field: str, what: str = "values") -> None:
+    ok = interval.contains(x)
+    if not np.all(ok):
+        idx = first_index(~ok)
+        raise DomainError(
+            f"{field} {what} must be {interval.describe()}; {_at(field, idx)} = {_value(x, idx)}.",
+            (field, *idx))
+
+
+def check_in_set(x: np.ndarray, allowed: Iterable[float], field: str, what: str) -> None:
+    allowed = tuple(allowed)
+    ok = np.isin(x, allowed)
+    if not np.all(ok):
+        idx = first_index(~ok)
+        choices = ", ".join(f"{a:g}" for a in allowed)
+        raise DomainError(f"{field} must be {what} ({{{choices}}}); {_at(field, idx)} = {_value(x, idx)}.",
+                          (field, *idx))
+
+
+def as_labels(x: np.ndarray, field: str, n_classes: int | None, *, allow: int | None = None) -> np.ndarray:
+    """Integer class labels in [0, n_classes) (``allow`` is one extra value, e.g. ``ignore_class``)."""
+    bad = x != np.round(x)
+    if np.any(bad):
+        idx = first_index(bad)
+        raise DomainError(f"{field} must hold integer class labels; {_at(field, idx)} = {_value(x, idx)}.",
+                          (field, *idx))
+    labels = x.astype(np.int64)
+    if n_classes is not None:
+        bad = (labels < 0) | (labels >= n_classes)
+        if allow is not None:
+            bad &= labels != allow
+        if np.any(bad):
+            idx = first_index(bad)
+            extra = f" or the ignore_class {allow}" if allow is not None else ""
+            raise DomainError(
+                f"{field} labels must be in [0, {n_classes - 1}] (y_pred has {n_classes} classes){extra}; "
+                f"{_at(field, idx)} = {int(labels[tuple(idx)] if idx else labels[()])}.", (field, *idx))
+    return labels
+
+
+def same_shape(y_true: np.ndarray, y_pred: np.ndarray, hint: str = "") -> None:
+    if y_true.shape != y_pred.shape:
+        raise ShapeError(
+            f"y_true has shape {list(y_true.shape)} but y_pred has shape {list(y_pred.shape)}; this loss needs "
+            f"them equal{hint}.", ("y_true",))
+
+
+def min_rank(x: np.ndarray, rank: int, field: str, what: str) -> None:
+    if x.ndim < rank:
+        raise ShapeError(f"{field} must have at least {rank} dimension{'s' if rank > 1 else ''} ({what}); "
+                         f"got shape {list(x.shape)}.", (field,))

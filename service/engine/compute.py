@@ -1,0 +1,102 @@
+"""``compute``: one loss evaluation, from arrays to loss, per-sample values and derivatives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import registry
+from .errors import InvalidInput, NonFiniteResult, UnsupportedOutput
+from .params import bind
+from .reduction import REDUCTIONS, reduce
+
+OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
+DEFAULT_OUTPUTS = ("loss", "per_sample", "gradient")
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass
+class Result:
+    loss: Any = None  # NumPy 0-d array, or an array for reduction "none"
+    per_sample: np.ndarray | None = None
+    gradient: np.ndarray | None = None
+    hessian: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapping[str, Any] | None = None,
+            sample_weight: Any = None, reduction: str = "sum_over_batch_size",
+            outputs: Iterable[str] = DEFAULT_OUTPUTS, dtype: str = "float64") -> Result:
+    """Evaluate ``loss`` on the inputs. Raises a typed ``LossServiceError`` on bad input.
+
+    Every step runs in ``dtype`` (epsilons included), as Keras does with its loss dtype.
+    """
+    spec = registry.get_loss(loss) if isinstance(loss, str) else loss
+    outputs = tuple(dict.fromkeys(outputs))
+    if reduction not in REDUCTIONS:
+        raise InvalidInput(f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}.", ("reduction",))
+    if dtype not in DTYPES:
+        raise InvalidInput(f"dtype must be float64 or float32; got {dtype!r}.", ("dtype",))
+    for name in outputs:
+        if name not in OUTPUTS:
+            raise InvalidInput(f"outputs may only name {', '.join(OUTPUTS)}; got {name!r}.", ("outputs",))
+    if "hessian" in outputs and not spec.hessian:
+        raise UnsupportedOutput(
+            f"{spec.name} does not offer a Hessian (its catalogue entry says \"hessian\": false); "
+            f"drop \"hessian\" from outputs.", ("outputs",))
+    p = bind(spec.params, params)
+    dt = DTYPES[dtype]
+
+    y_pred = np.asarray(y_pred, dtype=dt)
+    if y_true is None:
+        if spec.y_true_required:
+            raise InvalidInput("y_true is required for this loss.", ("y_true",))
+        y_true = np.zeros_like(y_pred)
+    else:
+        y_true = np.asarray(y_true, dtype=dt)
+    for name, arr in (("y_true", y_true), ("y_pred", y_pred)):
+        if arr.size == 0:
+            raise InvalidInput(f"{name} is empty; send at least one value.", (name,))
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=dt)
+
+    y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
+    evaluation = spec.evaluate(y_true, y_pred_used, p)
+    reduced = reduce(evaluation.per_sample, weights, evaluation.mask, reduction)
+
+    result = Result(meta={
+        "loss": spec.name, "reduction": reduction, "params": p, "dtype": dtype,
+        "y_pred_shape": list(y_pred.shape), "per_sample_shape": list(reduced.per_sample.shape),
+    })
+    if "loss" in outputs:
+        result.loss = reduced.loss
+    if "per_sample" in outputs:
+        result.per_sample = reduced.per_sample
+    if "gradient" in outputs:
+        if evaluation.vjp is None:
+            result.meta["gradient"] = f"{spec.name} is not differentiable; gradient is null"
+        else:
+            result.gradient = evaluation.vjp(reduced.upstream).reshape(y_pred.shape)
+    if "hessian" in outputs and evaluation.hess is not None:
+        result.hessian = evaluation.hess(reduced.upstream).reshape(y_pred.shape)
+    _check_finite(result, dtype)
+    return result
+
+
+def _check_finite(result: Result, dtype: str) -> None:
+    for name in ("loss", "per_sample", "gradient", "hessian"):
+        value = getattr(result, name)
+        if value is None:
+            continue
+        arr = np.asarray(value)
+        if not np.isfinite(arr).all():
+            bad = np.flatnonzero(~np.isfinite(arr.ravel()))[0]
+            index = [int(i) for i in np.unravel_index(bad, arr.shape)] if arr.ndim else []
+            where = "".join(f"[{i}]" for i in index)
+            hint = (" in float32; try dtype float64 or smaller inputs" if dtype == "float32"
+                    else "; check the inputs' scale and domain")
+            raise NonFiniteResult(
+                f"The {name}{where} is not a finite {dtype} number (it overflows or is undefined){hint}.",
+                ("result", name, *index))

@@ -1,0 +1,173 @@
+"""Loss parameters: declaration, documentation and validation.
+
+A loss declares its parameters as ``Param`` objects; ``bind`` validates what a client sent
+(unknown names, wrong types, out-of-range values) and fills in the defaults, so every loss
+receives a complete, typed ``dict``. Types are checked strictly: ``true`` is not a number and
+``"0.5"`` is not a float.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ErrorItem, InvalidInput, ParameterError
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A real interval, as scikit-learn's ``_loss`` declares domains."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def contains(self, value: Any) -> Any:
+        """Elementwise membership (works on scalars and arrays)."""
+        lo = value >= self.low if self.low_inclusive else value > self.low
+        hi = value <= self.high if self.high_inclusive else value < self.high
+        return lo & hi
+
+    def describe(self) -> str:
+        if self.low == -math.inf and self.high == math.inf:
+            return "any real number"
+        if self.high == math.inf:
+            return f"{'>=' if self.low_inclusive else '>'} {_fmt(self.low)}"
+        if self.low == -math.inf:
+            return f"{'<=' if self.high_inclusive else '<'} {_fmt(self.high)}"
+        left = "[" if self.low_inclusive else "("
+        right = "]" if self.high_inclusive else ")"
+        return f"in {left}{_fmt(self.low)}, {_fmt(self.high)}{right}"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+REAL = Interval()
+POSITIVE = Interval(0.0, math.inf, low_inclusive=False)
+NON_NEGATIVE = Interval(0.0, math.inf)
+UNIT = Interval(0.0, 1.0)
+UNIT_OPEN = Interval(0.0, 1.0, low_inclusive=False, high_inclusive=False)
+UNIT_HALF_OPEN = Interval(0.0, 1.0, high_inclusive=False)
+
+# kinds of parameter value
+FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, FLOAT_OR_FLOATS = (
+    "float", "int", "bool", "axis", "axes", "optional_int", "float_or_floats")
+_JSON_TYPE = {FLOAT: "number", INT: "integer", BOOL: "boolean", AXIS: "integer",
+              AXES: "integer | integer[] | null", OPTIONAL_INT: "integer | null",
+              FLOAT_OR_FLOATS: "number | number[]"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    default: Any
+    description: str
+    interval: Interval | None = None
+
+    @property
+    def type_name(self) -> str:
+        return _JSON_TYPE[self.kind]
+
+    @property
+    def constraints(self) -> str | None:
+        return self.interval.describe() if self.interval is not None else None
+
+    def describe(self) -> dict:
+        return {"name": self.name, "type": self.type_name, "default": self.default,
+                "constraints": self.constraints, "description": self.description}
+
+    def validate(self, value: Any) -> Any:
+        loc = ("params", self.name)
+        if self.kind == BOOL:
+            if not isinstance(value, bool):
+                raise ParameterError(f"params.{self.name} must be true or false, got {_show(value)}.", loc)
+            return value
+        if self.kind in (INT, AXIS) or (self.kind == OPTIONAL_INT and value is not None):
+            return self._check_interval(_as_int(value, self.name, loc), loc)
+        if self.kind == OPTIONAL_INT:
+            return None
+        if self.kind == AXES:
+            if value is None:
+                return None
+            if isinstance(value, list):
+                if not value:
+                    raise ParameterError(f"params.{self.name} must not be an empty list; use null for all axes.", loc)
+                axes = [_as_int(v, self.name, loc + (i,)) for i, v in enumerate(value)]
+                if len(set(axes)) != len(axes):
+                    raise ParameterError(f"params.{self.name} repeats an axis: {axes}.", loc)
+                return axes
+            return _as_int(value, self.name, loc)
+        if self.kind == FLOAT_OR_FLOATS and isinstance(value, list):
+            if not value:
+                raise ParameterError(f"params.{self.name} must be a number or a non-empty list of numbers.", loc)
+            return [self._check_interval(_as_float(v, self.name, loc + (i,)), loc + (i,))
+                    for i, v in enumerate(value)]
+        return self._check_interval(_as_float(value, self.name, loc), loc)
+
+    def _check_interval(self, value: float, loc: tuple) -> float:
+        if self.interval is not None and not self.interval.contains(value):
+            raise ParameterError(
+                f"params.{self.name} must be {self.interval.describe()}, got {_show(value)}.", loc)
+        return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _as_float(value: Any, name: str, loc: tuple) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"params.{name} must be a number, got {_show(value)}.", loc)
+    value = float(value)
+    if not math.isfinite(value):
+        raise ParameterError(f"params.{name} must be a finite number, got {_show(value)}.", loc)
+    return value
+
+
+def _as_int(value: Any, name: str, loc: tuple) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterError(f"params.{name} must be an integer, got {_show(value)}.", loc)
+    return value
+
+
+def bind(declared: Sequence[Param], given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate ``given`` against ``declared`` and return every parameter with its value."""
+    given = dict(given or {})
+    by_name = {p.name: p for p in declared}
+    unknown = [k for k in given if k not in by_name]
+    if unknown:
+        valid = ", ".join(by_name) or "none (this loss takes no parameters)"
+        raise InvalidInput(
+            f"Unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid parameters: {valid}.",
+            errors=[ErrorItem(("params", k), f"unknown parameter; valid: {valid}") for k in unknown],
+            slug="invalid-parameter", title="Invalid loss parameter")
+    return {p.name: p.validate(given[p.name]) if p.name in given else p.default for p in declared}
+
+
+def normalize_axes(axes: int | Sequence[int] | None, ndim: int, name: str = "axis") -> tuple[int, ...]:
+    """Turn an ``axis`` parameter into a sorted tuple of non-negative axes of an ``ndim`` array."""
+    if axes is None:
+        return tuple(range(ndim))
+    seq = [axes] if isinstance(axes, (int, np.integer)) else list(axes)
+    out = []
+    for a in seq:
+        if not -ndim <= a < ndim:
+            raise ParameterError(
+                f"params.{name}={a} is out of range for y_pred with {ndim} dimension{'s' if ndim != 1 else ''}; "
+                f"use an axis in [{-ndim}, {ndim - 1}].", ("params", name))
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ParameterError(f"params.{name} names the same axis twice.", ("params", name))
+    return tuple(sorted(out))

@@ -1,0 +1,102 @@
+"""Reductions, sample weights and masks: the Keras 3 rules, written once for every loss.
+
+``reduce`` follows ``keras/src/losses/loss.py`` (``reduce_weighted_values``, ``apply_mask``,
+``reduce_values``) step for step, and also returns ``upstream``: the derivative of the returned
+loss with respect to each unreduced per-sample value. A loss's vector-Jacobian product turns
+``upstream`` into the gradient with respect to ``y_pred``, so no loss handles weights itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ShapeError
+
+REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")
+
+
+def squeeze_or_expand_to_same_rank(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keras's rank alignment: acts only when the ranks differ by one and the higher-rank
+    array ends in a dimension of 1 (a rank-1 lower side is expanded, otherwise the 1 is squeezed)."""
+    if a.ndim == b.ndim + 1 and a.shape[-1] == 1:
+        return (a, b[..., None]) if b.ndim == 1 else (a[..., 0], b)
+    if b.ndim == a.ndim + 1 and b.shape[-1] == 1:
+        return (a[..., None], b) if a.ndim == 1 else (a, b[..., 0])
+    return a, b
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+@dataclass
+class Reduced:
+    loss: np.ndarray  # 0-d, or the weighted array itself for "none" and 0-d/empty inputs
+    per_sample: np.ndarray  # the weighted, unreduced values (what Keras returns with reduction=None)
+    upstream: np.ndarray  # d loss / d values, shaped like the unweighted per-sample values
+
+
+def _broadcast(values: np.ndarray, weights: np.ndarray, what: str) -> np.ndarray:
+    try:
+        return np.broadcast_shapes(values.shape, weights.shape)
+    except ValueError:
+        raise ShapeError(
+            f"sample_weight of shape {list(weights.shape)} does not broadcast against the {what} of shape "
+            f"{list(values.shape)}; send one weight per sample, shape {list(values.shape)}, a scalar, "
+            f"or a shape that broadcasts.", ("sample_weight",)) from None
+
+
+def reduce(values: np.ndarray, sample_weight: np.ndarray | None, mask: np.ndarray | None,
+           reduction: str) -> Reduced:
+    dt = values.dtype.type
+    weights = sample_weight
+    if mask is not None:
+        fm = mask.astype(values.dtype)
+        if reduction in ("mean", "sum_over_batch_size"):
+            # valid entries weigh total/valid so that the mean runs over valid entries only
+            valid = fm.sum()
+            fm = fm * (dt(fm.size) / valid if valid else dt(0))
+        if weights is not None:
+            fm, weights = squeeze_or_expand_to_same_rank(fm, weights)
+            _broadcast(fm, weights, "per-sample loss")
+            weights = weights * fm
+        else:
+            weights = fm
+
+    shaped = values
+    if weights is not None:
+        shaped, weights = squeeze_or_expand_to_same_rank(values, weights)
+        _broadcast(shaped, weights, "per-sample loss")
+        weighted = shaped * weights
+    else:
+        weighted = shaped
+
+    if reduction == "none" or weighted.ndim == 0 or weighted.shape == (0,):
+        loss = weighted
+        scale = np.ones_like(weighted)  # d(sum of returned values)/d(weighted)
+    else:
+        total = weighted.sum(dtype=values.dtype)
+        if reduction == "sum":
+            divisor = dt(1)
+        elif reduction == "mean_with_sample_weight" and weights is not None:
+            divisor = weights.sum(dtype=values.dtype)
+        else:
+            divisor = dt(weighted.size)
+        # divide_no_nan: a zero divisor (all weights 0, all masked) gives 0, never NaN
+        loss = total / divisor if divisor else dt(0) * total
+        scale = np.full(weighted.shape, dt(1) / divisor if divisor else dt(0), dtype=values.dtype)
+
+    upstream = scale if weights is None else scale * weights
+    upstream = unbroadcast(np.asarray(upstream, dtype=values.dtype), shaped.shape).reshape(values.shape)
+    return Reduced(loss=np.asarray(loss, dtype=values.dtype), per_sample=np.asarray(weighted), upstream=upstream)
