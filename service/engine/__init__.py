@@ -6,7 +6,7 @@
 0.5
 """
 
-from . import embedding, hinge, probabilistic, regression  # noqa: F401 - registers the losses
+from . import embedding, hinge, probabilistic, regression, segmentation, sequence  # noqa: F401 - registers the losses
 from .compute import DEFAULT_OUTPUTS, DTYPES, OUTPUTS, Result, compute
 from .errors import (DomainError, InvalidInput, LimitExceeded, LossServiceError, MalformedJSON, NonFiniteResult,
                      ParameterError, ShapeError, UnknownLoss, UnsupportedOutput)
