@@ -1,16 +1,16 @@
 """Regression losses on real-valued targets (Keras ``keras.losses``).
 
-Each per-sample value is the mean over the last axis of an elementwise term of
-``e = y_pred - y_true``; the derivatives below are with respect to ``y_pred``.
+Each per-sample value is the mean over the last axis of an elementwise term of ``y_true`` and
+``y_pred`` (mostly of ``e = y_pred - y_true``); the derivatives below are with respect to ``y_pred``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._math import MeanOverAxis, Terms, sign, softplus
+from ._math import MeanOverAxis, Terms, eps_like, sign, softplus
 from .params import FLOAT, POSITIVE, Param
-from .registry import register
+from .registry import Evaluation, register
 
 
 @register
@@ -90,3 +90,63 @@ class LogCosh(MeanOverAxis):
         value = e + softplus(-two * e) - x.dtype.type(np.log(2.0))
         t = lambda: np.tanh(e)  # noqa: E731 - shared by both derivatives
         return value, t, lambda: 1 - t() ** 2
+
+
+@register
+class MeanAbsolutePercentageError(MeanOverAxis):
+    """``100 * mean(|(y_true - y_pred) / max(|y_true|, eps)|)``, Keras's percentage error."""
+
+    name = "mean_absolute_percentage_error"
+    aliases = ("mape", "MeanAbsolutePercentageError")
+    summary = "Mean absolute error relative to the target, in percent, over the last axis."
+    formula = (r"\ell = \frac{100}{d}\sum_{j=1}^{d} \left|\frac{y_j - \hat y_j}{\max(|y_j|, \epsilon)}\right|,"
+               r"\quad \epsilon = 10^{-7}")
+    y_true_doc = "real targets, same shape as y_pred (the denominator |y| is floored at 1e-7)"
+    notes = ("As in Keras, |y_true| is floored at 1e-7 rather than rejected, so a zero target gives a huge value "
+             "(y_true = [[0, -2]], y_pred = [[1, 1]] gives 5.000001e8), not inf. Gradient "
+             "100 sign(y_pred - y_true) / (d max(|y_true|, eps)), 0 where y_pred == y_true; the Hessian is 0.")
+    references = {"keras": "keras.losses.MeanAbsolutePercentageError", "pytorch": None, "optax": None,
+                  "sklearn": "sklearn.metrics.mean_absolute_percentage_error"}
+    y_true_kind, y_pred_kind = "positive", "positive"
+    examples = ({"y_true": [[1.0, 9.0, 2.0], [-5.0, -2.0, 6.0]], "y_pred": [[4.0, 8.0, 12.0], [8.0, 1.0, 3.0]]},)
+
+    def terms(self, y, x, p) -> Terms:
+        denom = np.maximum(np.abs(y), eps_like(x))
+        return (np.abs((y - x) / denom), lambda: sign(x - y) / denom, lambda: np.zeros_like(x))
+
+    def evaluate(self, y_true, y_pred, p):
+        # Keras takes the mean first and multiplies by 100 afterwards (this order matters in float32)
+        ev = super().evaluate(y_true, y_pred, p)
+        hundred = y_pred.dtype.type(100)
+        return Evaluation(hundred * ev.per_sample, lambda up: ev.vjp(hundred * up),
+                          lambda up: ev.hess(hundred * up))
+
+
+@register
+class MeanSquaredLogarithmicError(MeanOverAxis):
+    """``mean((log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1))^2)``, as Keras computes it."""
+
+    name = "mean_squared_logarithmic_error"
+    aliases = ("msle", "MeanSquaredLogarithmicError")
+    summary = "Mean squared difference of log(1 + value), over the last axis; negatives are floored at 1e-7."
+    formula = (r"\ell = \frac{1}{d}\sum_{j=1}^{d} \big(\log(\max(\hat y_j, \epsilon) + 1) - "
+               r"\log(\max(y_j, \epsilon) + 1)\big)^2,\quad \epsilon = 10^{-7}")
+    y_true_doc = "real targets, same shape as y_pred (values below 1e-7 are floored at 1e-7, as Keras does)"
+    y_pred_doc = "real numbers (values below 1e-7 are floored at 1e-7)"
+    notes = ("Keras floors both sides at eps = 1e-7 instead of rejecting negatives (scikit-learn raises for "
+             "values <= -1), and uses log(x + 1), not log1p. Where y_pred <= 1e-7 the floor is active and the "
+             "derivative is 0.")
+    references = {"keras": "keras.losses.MeanSquaredLogarithmicError", "pytorch": None, "optax": None,
+                  "sklearn": "sklearn.metrics.mean_squared_log_error", "xgboost": "reg:squaredlogerror"}
+    y_true_kind, y_pred_kind = "positive", "positive"
+    examples = ({"y_true": [[1.0, 9.0, 2.0], [-5.0, -2.0, 6.0]], "y_pred": [[4.0, 8.0, 12.0], [8.0, 1.0, 3.0]]},)
+
+    def terms(self, y, x, p) -> Terms:
+        eps = eps_like(x)
+        one = x.dtype.type(1)
+        two = x.dtype.type(2)
+        xm = np.maximum(x, eps) + one
+        diff = np.log(xm) - np.log(np.maximum(y, eps) + one)
+        active = x > eps  # max(x, eps)' = 0 at the floor and below it
+        return (diff * diff, lambda: np.where(active, two * diff / xm, 0),
+                lambda: np.where(active, two * (one - diff) / (xm * xm), 0))

@@ -1,0 +1,34 @@
+"""Regenerate service/data/examples.json: every loss's example requests with their responses.
+
+Run after adding or changing a loss or its examples:  python scripts/generate_examples.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from service.catalogue import EXAMPLES_PATH  # noqa: E402
+from service.engine import all_losses  # noqa: E402
+from service.pipeline import Limits, loss_response  # noqa: E402
+
+LIMITS = Limits(max_elements=10_000_000, max_rank=8, max_batch_items=64)
+
+
+def main() -> None:
+    out = {}
+    for loss in all_losses():
+        examples = []
+        for request in loss.examples:
+            body = json.dumps(request).encode()
+            examples.append({"request": request, "response": json.loads(loss_response(loss.name, body, LIMITS))})
+        out[loss.name] = examples
+    EXAMPLES_PATH.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {sum(len(v) for v in out.values())} examples of {len(out)} losses to {EXAMPLES_PATH.name}")
+
+
+if __name__ == "__main__":
+    main()

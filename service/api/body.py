@@ -1,0 +1,42 @@
+"""Reading JSON request bodies: content type (415) and size (413) checks, before any parsing."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from ..engine.errors import LimitExceeded, LossServiceError
+
+_JSON_TYPES = ("application/json",)
+
+
+class UnsupportedMediaType(LossServiceError):
+    def __init__(self, got: str) -> None:
+        super().__init__(
+            detail=f"Content-Type {got!r} is not supported; send the body as JSON with "
+                   f"'Content-Type: application/json' (curl: -H 'Content-Type: application/json').",
+            status=415, slug="unsupported-media-type", title="Unsupported media type")
+
+
+def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
+    said = f" ({size:,} bytes)" if size is not None else ""
+    return LimitExceeded(f"The request body{said} is over the limit of {limit:,} bytes "
+                         f"(LOSS_SERVICE_MAX_BODY_BYTES); split the request or use smaller arrays.", ("body",))
+
+
+async def read_json_body(request: Request, max_bytes: int) -> bytes:
+    content_type = request.headers.get("content-type")
+    if content_type is not None:
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media not in _JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):
+            raise UnsupportedMediaType(content_type)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes, int(declared))  # answered before a byte of the body is read
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,106 @@
+"""Operations: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schemas import Health
+
+from .. import __version__
+from ..engine import all_losses, get_loss
+from ..engine.errors import UnknownLoss
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> Health:
+    return Health(status="ok", version=__version__)
+
+
+@router.get("/readyz", response_model=Health, summary="Readiness")
+async def readyz() -> Health:
+    return Health(status="ready", version=__version__, losses=len(all_losses()))
+
+
+class Metrics:
+    """Request counts, latencies and sizes by route and status; computations by loss."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("loss_service_requests", "HTTP requests", ["route", "method", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("loss_service_request_seconds", "Request latency", ["route", "method"],
+                                 registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        size_buckets = (1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
+        self.request_bytes = Histogram("loss_service_request_bytes", "Request body size", ["route"],
+                                       registry=self.registry, buckets=size_buckets)
+        self.response_bytes = Histogram("loss_service_response_bytes", "Response body size", ["route"],
+                                        registry=self.registry, buckets=size_buckets)
+        self.computations = Counter("loss_service_computations", "Loss computations", ["loss", "outcome"],
+                                    registry=self.registry)
+
+    def render(self) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no response buffering): counts every HTTP request by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+        sent = [0]
+        received = [0]
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            received[0] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                sent[0] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            m = self.metrics
+            m.requests.labels(template, method, str(status[0])).inc()
+            m.latency.labels(template, method).observe(time.perf_counter() - start)
+            m.request_bytes.labels(template).observe(received[0])
+            m.response_bytes.labels(template).observe(sent[0])
+            if template == "/v1/losses/{name}" and method == "POST":
+                name = scope.get("path_params", {}).get("name", "?")
+                outcome = "ok" if status[0] < 400 else "error"
+                try:
+                    name = get_loss(name).name
+                except UnknownLoss:  # counted under "unknown", never as one label per typo
+                    name = "unknown"
+                m.computations.labels(name, outcome).inc()
+
+
+def install(app: FastAPI, metrics: Metrics) -> None:
+    @app.get("/metrics", include_in_schema=True, tags=["operations"], summary="Prometheus metrics",
+             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+    async def prometheus() -> Response:
+        return metrics.render()

@@ -1,0 +1,51 @@
+"""Every error becomes RFC 9457 problem+json here, in one place."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..engine.errors import LossServiceError
+from ..pipeline import validation_error
+from ..problems import PROBLEM_CONTENT_TYPE, problem_body, simple_problem
+from ..wire import dumps
+
+log = logging.getLogger("service")
+
+_HTTP = {
+    404: ("not-found", "Not found", "There is no route {path}; see /docs for the routes."),
+    405: ("method-not-allowed", "Method not allowed", "{method} is not allowed on {path}; see /docs."),
+}
+
+
+def problem_response(body: dict, headers: dict | None = None) -> Response:
+    return Response(dumps(body), status_code=body["status"], media_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LossServiceError)
+    async def _engine_error(request: Request, exc: LossServiceError) -> Response:
+        return problem_response(problem_body(exc, request.url.path))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return problem_response(problem_body(validation_error(list(exc.errors())), request.url.path))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        slug, title, template = _HTTP.get(exc.status_code, ("http-error", "HTTP error", "{detail}"))
+        detail = template.format(path=request.url.path, method=request.method, detail=exc.detail)
+        headers = getattr(exc, "headers", None)
+        return problem_response(simple_problem(exc.status_code, slug, title, detail, request.url.path), headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(simple_problem(
+            500, "internal-error", "Internal error",
+            "The service failed on this request; it has been logged. Please report it with the request.",
+            request.url.path))

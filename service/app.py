@@ -1,0 +1,92 @@
+"""The ASGI application: ``uvicorn service.app:app`` (or ``create_app()`` for a custom one)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+
+import schemas
+
+from . import __version__
+from .api import docs, ops, problems, routes
+from .api.compute import ComputeGate
+from .config import Settings, get_settings
+from .engine.errors import LossServiceError
+from .pipeline import Limits
+
+DESCRIPTION = """
+Machine-learning losses and their gradients over HTTP: every Keras 3 loss exactly as Keras
+computes it (float64 or float32), with the per-sample values and the analytic gradient with
+respect to the predictions.
+
+* `POST /v1/losses/{name}` computes one loss; `GET /v1/losses` lists them all with formulas.
+* `POST /v1/batch` runs several computations in one call.
+* Errors are RFC 9457 `application/problem+json` naming the field and the fix.
+"""
+
+
+class Unauthorized(LossServiceError):
+    def __init__(self) -> None:
+        super().__init__(detail="This service requires an API key: send it in the X-API-Key header.",
+                         status=401, slug="unauthorized", title="Unauthorized")
+
+
+def _api_key_guard(settings: Settings):
+    async def guard(request: Request) -> None:
+        given = request.headers.get("x-api-key", "")
+        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
+            raise Unauthorized()
+    return guard
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.getLogger("service").setLevel(settings.log_level.upper())
+    app = FastAPI(
+        title="Loss service", version=__version__, description=DESCRIPTION,
+        docs_url=None, redoc_url=None,
+        openapi_tags=[{"name": "losses", "description": "Compute losses, per-sample values and gradients."},
+                      {"name": "catalogue", "description": "What each loss computes, with runnable examples."},
+                      {"name": "operations", "description": "Health, readiness and metrics."}],
+    )
+    app.state.settings = settings
+    app.state.limits = Limits.from_settings(settings)
+    app.state.gate = ComputeGate(settings.max_concurrency)
+    metrics = ops.Metrics()
+    app.state.metrics = metrics
+
+    problems.install(app)
+    dependencies = [Depends(_api_key_guard(settings))] if settings.api_key else []
+    app.include_router(routes.router, dependencies=dependencies)
+    app.include_router(ops.router)
+    ops.install(app, metrics)
+    docs.install(app)
+
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key"])
+    app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
+
+    def openapi() -> dict:
+        # Routes read raw bytes for speed; their request bodies are documented from the models here.
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version, description=app.description,
+                               routes=app.routes, tags=app.openapi_tags)
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            for model in (schemas.LossRequest, schemas.BatchRequest):
+                defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, sub in defs.pop("$defs", {}).items():
+                    components.setdefault(name, sub)
+                components[model.__name__] = defs
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+app = create_app()

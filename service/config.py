@@ -1,0 +1,29 @@
+"""Settings from environment variables, all prefixed ``LOSS_SERVICE_`` (see README, "Configuration")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOSS_SERVICE_", extra="ignore")
+
+    max_body_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest request body accepted (413 above)")
+    max_elements: int = Field(5_000_000, gt=0, description="most numbers in all arrays of one request (413 above)")
+    max_rank: int = Field(8, ge=1, le=32, description="most dimensions of one array (422 above)")
+    max_batch_items: int = Field(64, gt=0, description="most requests in one /v1/batch call (413 above)")
+    max_concurrency: int = Field(4, gt=0, description="computations that run at once; others wait their turn")
+    workers: int = Field(1, gt=0, description="uvicorn worker processes (used by dev.py serve and the image)")
+    host: str = Field("127.0.0.1", description="address to serve on (dev.py serve; the image uses 0.0.0.0)")
+    port: int = Field(8000, gt=0, lt=65536, description="port to serve on")
+    log_level: str = Field("info", description="uvicorn and service log level")
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list)")
+    api_key: str | None = Field(None, description="if set, /v1 routes require the X-API-Key header")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,137 @@
+"""Request bodies in, response bodies out: the whole computation behind one function boundary.
+
+Nothing here imports the web framework, so these functions can run in a thread (as now) or move
+to a process pool unchanged. Errors are raised as typed ``LossServiceError``s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from schemas import BatchItem, LossRequest
+
+from . import wire
+from .config import Settings
+from .engine import compute, get_loss
+from .engine.errors import ErrorItem, InvalidInput, LimitExceeded, LossServiceError, UnknownLoss
+from .problems import problem_body
+
+ARRAY_FIELDS = ("y_true", "y_pred", "sample_weight")
+RESULT_FIELDS = ("loss", "per_sample", "gradient", "hessian")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_elements: int
+    max_rank: int
+    max_batch_items: int
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Limits:
+        return cls(max_elements=s.max_elements, max_rank=s.max_rank, max_batch_items=s.max_batch_items)
+
+
+def validation_error(errors: list[dict], prefix: tuple = ()) -> InvalidInput:
+    """Pydantic's error dicts as one 422 whose detail names the first field and the fix."""
+    items = []
+    for e in errors:
+        loc = prefix + tuple(e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; remove it (see the request schema at /docs)"
+        elif e["type"] == "missing":
+            msg = "field required"
+        else:
+            msg = e["msg"]
+        items.append(ErrorItem(loc, msg))
+    first = items[0]
+    where = ".".join(str(x) for x in first.loc) or "body"
+    more = f" ({len(items) - 1} more problem{'s' if len(items) > 2 else ''} in errors)" if len(items) > 1 else ""
+    return InvalidInput(f"{where}: {first.msg}.{more}", errors=items, slug="invalid-field", title="Invalid field")
+
+
+def _validate(model: type[BaseModel], obj: Any, prefix: tuple = ()) -> Any:
+    if not isinstance(obj, dict):
+        where = ".".join(str(x) for x in prefix) or "The body"
+        raise InvalidInput(f"{where} must be a JSON object with y_true and y_pred.", prefix or ("body",))
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise validation_error(exc.errors(include_url=False), prefix) from None
+
+
+def _response(result) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in RESULT_FIELDS:
+        value = getattr(result, name)
+        if value is not None:
+            out[name] = value
+    if "gradient" in result.meta:  # not differentiable: say so explicitly
+        out["gradient"] = None
+    out["meta"] = result.meta
+    return out
+
+
+def _evaluate(name: str, obj: dict, request: LossRequest, limits: Limits, may_hold_bools: bool,
+              budget: list[int]) -> dict[str, Any]:
+    spec = get_loss(name)
+    arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, may_hold_bools=may_hold_bools)
+              for f in ARRAY_FIELDS}
+    budget[0] -= wire.check_elements(arrays.values(), limits.max_elements)
+    if budget[0] < 0:
+        raise LimitExceeded(f"The request holds more than {limits.max_elements:,} numbers in all "
+                            f"(LOSS_SERVICE_MAX_ELEMENTS); split it into smaller requests.", ("body",))
+    result = compute(spec, arrays["y_true"], arrays["y_pred"], params=request.params,
+                     sample_weight=arrays["sample_weight"], reduction=request.reduction,
+                     outputs=request.outputs, dtype=request.dtype)
+    return _response(result)
+
+
+def _bools_outside_arrays(items: list[Any]) -> int:
+    return sum(wire.count_bools({k: v for k, v in item.items() if k not in ARRAY_FIELDS})
+               for item in items if isinstance(item, dict))
+
+
+def loss_response(name: str, body: bytes, limits: Limits) -> bytes:
+    """``POST /v1/losses/{name}``: the JSON body in, the JSON response out."""
+    get_loss(name)  # an unknown name is a 404 before anything else is looked at
+    obj = wire.parse_json(body)
+    request = _validate(LossRequest, obj)
+    may_hold_bools = wire.count_bool_tokens(body) != _bools_outside_arrays([obj])
+    return wire.dumps(_evaluate(name, obj, request, limits, may_hold_bools, [limits.max_elements]))
+
+
+def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> bytes:
+    """``POST /v1/batch``: each item evaluated in order; a bad item becomes an ``error`` entry."""
+    obj = wire.parse_json(body)
+    if not isinstance(obj, dict) or set(obj) != {"requests"} or not isinstance(obj["requests"], list):
+        extra = sorted(set(obj) - {"requests"}) if isinstance(obj, dict) else []
+        loc = ("body",) if not extra else (extra[0],)
+        raise InvalidInput('The body must be {"requests": [...]} and nothing else'
+                           + (f"; remove {', '.join(map(repr, extra))}." if extra else "."), loc)
+    items = obj["requests"]
+    if not items:
+        raise InvalidInput("requests is empty; send at least one request.", ("requests",))
+    if len(items) > limits.max_batch_items:
+        raise LimitExceeded(f"requests has {len(items)} items, over the limit of {limits.max_batch_items} "
+                            f"(LOSS_SERVICE_MAX_BATCH_ITEMS); split the batch.", ("requests",))
+    may_hold_bools = wire.count_bool_tokens(body) != _bools_outside_arrays(items)
+    budget = [limits.max_elements]
+    results = []
+    for i, item in enumerate(items):
+        prefix = ("requests", i)
+        try:
+            request = _validate(BatchItem, item, prefix)
+            results.append(_evaluate(request.loss, item, request, limits, may_hold_bools, budget))
+        except LimitExceeded:
+            raise
+        except UnknownLoss as err:
+            err.errors = [ErrorItem(prefix + ("loss",), e.msg) for e in err.errors]
+            results.append({"error": problem_body(err, instance)})
+        except LossServiceError as err:
+            if not any(e.loc[:2] == prefix for e in err.errors):
+                err = err.with_prefix(prefix)
+            results.append({"error": problem_body(err, instance)})
+    return wire.dumps({"results": results})

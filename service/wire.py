@@ -1,0 +1,184 @@
+"""JSON on the wire <-> NumPy, without Python-object detours for large arrays.
+
+Bodies are parsed from raw bytes by pydantic-core's Rust parser (which, unlike orjson, accepts
+``NaN``/``Infinity`` tokens, so they become a precise 422 instead of a vague 400) and lists go
+straight into ``np.array``, letting NumPy's dtype inference expose strings, nulls and ragged
+rows. The one thing inference hides is a boolean mixed with numbers (``[1, true]`` becomes
+``[1., 1.]``); bodies almost never contain ``true``/``false`` outside parameters, so we count
+those tokens in the raw bytes (memchr-fast) and walk the arrays only when the counts disagree.
+Responses are written by orjson straight from NumPy buffers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import orjson
+from pydantic_core import from_json
+
+from .engine.errors import InvalidInput, LimitExceeded, MalformedJSON
+
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise MalformedJSON("The request body is empty; send a JSON object.")
+    try:
+        return from_json(body, allow_inf_nan=True)
+    except ValueError as exc:
+        message = str(exc)
+        if "recursion limit" in message:
+            raise InvalidInput(
+                "The body nests arrays or objects too deeply for this service (about 200 levels); "
+                "arrays may have at most 8 dimensions.", ("body",), slug="too-deep", title="Nesting too deep") from None
+        raise MalformedJSON(f"The body is not valid JSON ({message}); send a JSON object.") from None
+
+
+def count_bool_tokens(body: bytes) -> int:
+    """Occurrences of ``true``/``false`` in the raw body, found by single-byte ``find`` (memchr)."""
+    count = 0
+    for token in (b"true", b"false"):
+        first = token[:1]
+        i = body.find(first)
+        while i != -1:
+            if body.startswith(token, i):
+                count += 1
+            i = body.find(first, i + 1)
+    return count
+
+
+def count_bools(value: Any) -> int:
+    """Booleans inside a small parsed JSON value (parameters and options, never big arrays)."""
+    if isinstance(value, bool):
+        return 1
+    if isinstance(value, dict):
+        return sum(count_bools(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(count_bools(v) for v in value)
+    return 0
+
+
+def _where(field: str, path: Iterable[int]) -> str:
+    return field + "".join(f"[{i}]" for i in path)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "a string" if len(value) > 20 else f"the string {value!r}"
+    if isinstance(value, dict):
+        return "an object"
+    return repr(value)
+
+
+def _diagnose(value: list, field: str, max_rank: int) -> InvalidInput | None:
+    """Walk a list NumPy would not turn into a numeric array; return the first problem, row-major."""
+    lengths: list[int] = []  # the length seen first at each depth
+    leaf_depth: list[int] = []  # the depth of the first number seen
+
+    def walk(node: Any, path: tuple[int, ...]) -> InvalidInput | None:
+        depth = len(path)
+        if isinstance(node, list):
+            if depth >= max_rank:
+                return InvalidInput(f"{field} has more than {max_rank} dimensions (at {_where(field, path)}); "
+                                    f"send at most {max_rank}.", (field, *path))
+            if leaf_depth and depth >= leaf_depth[0]:
+                return InvalidInput(f"{field} is ragged: {_where(field, path)} is an array where a number was "
+                                    f"expected; every row must have the same shape.", (field, *path))
+            if depth == len(lengths):
+                lengths.append(len(node))
+            elif lengths[depth] != len(node):
+                return InvalidInput(f"{field} is ragged: {_where(field, path)} has {len(node)} elements where "
+                                    f"the first row at that depth has {lengths[depth]}; every row must have the "
+                                    f"same length.", (field, *path))
+            for i, child in enumerate(node):
+                err = walk(child, path + (i,))
+                if err:
+                    return err
+            return None
+        if not leaf_depth:
+            leaf_depth.append(depth)
+        elif depth != leaf_depth[0]:
+            return InvalidInput(f"{field} is ragged: {_where(field, path)} is a number where an array was "
+                                f"expected; every row must have the same shape.", (field, *path))
+        if isinstance(node, bool) or not isinstance(node, (int, float)):
+            return InvalidInput(f"{field} must hold JSON numbers only; {_where(field, path)} is {_describe(node)}.",
+                                (field, *path))
+        return None
+
+    return walk(value, ())
+
+
+def to_array(value: Any, field: str, *, max_rank: int, may_hold_bools: bool) -> np.ndarray | None:
+    """A JSON number or nested list of numbers -> a finite float64 array (422 naming the index otherwise).
+
+    ``may_hold_bools``: the raw body has ``true``/``false`` tokens not accounted for elsewhere, so
+    the list must be walked (NumPy would silently read ``true`` as 1)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        raise InvalidInput(f"{field} must be a number or an array of numbers, got {_describe(value)}.", (field,))
+    if isinstance(value, list):
+        try:
+            arr: np.ndarray | None = np.array(value)
+        except (ValueError, OverflowError):
+            arr = None
+        if arr is None or arr.dtype.kind not in "fiu" or may_hold_bools:
+            err = _diagnose(value, field, max_rank)
+            if err:
+                raise err
+            if arr is None or arr.dtype.kind not in "fiu":
+                arr = _big_ints(value, field)  # only numbers, yet not int64/float64: integers beyond int64
+        if arr.ndim > max_rank:
+            raise InvalidInput(f"{field} has {arr.ndim} dimensions; send at most {max_rank}.", (field,))
+        if arr.size == 0:
+            raise InvalidInput(f"{field} is empty (shape {list(arr.shape)}); send at least one number.", (field,))
+        arr = arr.astype(np.float64, copy=False)
+    else:
+        try:
+            arr = np.asarray(float(value))
+        except OverflowError:
+            arr = np.asarray(math.inf)
+    if not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
+        index = [int(i) for i in np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), arr.shape)]
+        shown = {math.inf: "Infinity", -math.inf: "-Infinity"}.get(float(arr[tuple(index)]), "NaN")
+        raise InvalidInput(f"{field} must hold finite numbers; {_where(field, index)} is {shown} "
+                           f"(NaN, Infinity and numbers beyond float64 are rejected).", (field, *index),
+                           slug="non-finite-input", title="Non-finite input")
+    return arr
+
+
+def _big_ints(value: list, field: str) -> np.ndarray:
+    """Integers beyond int64 (NumPy infers object dtype) converted to float64."""
+    try:
+        return np.array(value, dtype=np.float64)
+    except OverflowError:
+        raise InvalidInput(f"{field} holds a number beyond the float64 range.", (field,),
+                           slug="non-finite-input", title="Non-finite input") from None
+
+
+def check_elements(arrays: Iterable[np.ndarray | None], limit: int, where: str = "the request") -> int:
+    total = sum(a.size for a in arrays if a is not None)
+    if total > limit:
+        raise LimitExceeded(f"{where} holds {total:,} numbers, over the limit of {limit:,} "
+                            f"(LOSS_SERVICE_MAX_ELEMENTS); split it into smaller requests.", ("body",))
+    return total
+
+
+def _plain(value: Any) -> Any:
+    """0-d arrays become NumPy scalars (orjson writes float32 scalars with float32's shortest repr)."""
+    if isinstance(value, np.ndarray):
+        return value[()] if value.ndim == 0 else np.ascontiguousarray(value)
+    return value
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_plain, option=_DUMP_OPTIONS)
