@@ -25,3 +25,51 @@ def load_conformance(name: str) -> list[dict]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def make_client(**settings):
+    """An httpx client on an in-process app built with the given settings overrides."""
+    import httpx
+
+    from service.app import create_app
+    from service.config import Settings
+
+    app = create_app(Settings(**settings))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@pytest.fixture
+async def client():
+    async with make_client() as c:
+        yield c
+
+
+REQUEST_FIELDS = {"body", "result", "y_true", "y_pred", "sample_weight", "params", "reduction", "outputs", "dtype", "requests",
+                  "loss", "exercise", "submission", "tolerance", "shape", "seed"}
+
+
+def loc_text(loc: list) -> str:
+    """["y_pred", 0, 1] -> "y_pred[0][1]"; ["params", "delta"] -> "params.delta"."""
+    text = str(loc[0]) if loc else ""
+    for part in loc[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def assert_problem(response, status: int, field: str | None = None) -> dict:
+    """A problem+json response with ``status`` whose detail names ``field``; where ``field`` is a
+    request field (optionally with indices), an error's loc must point at it too."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers["content-type"]
+    body = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "status", "detail", "errors"} <= set(body)
+    assert body["type"].startswith("/problems/")
+    assert "Traceback" not in body["detail"]
+    if field is not None:
+        assert field in body["detail"], f"{field!r} not in detail: {body['detail']}"
+        root = field.replace("[", ".").split(".")[0]
+        if root in REQUEST_FIELDS:
+            texts = [loc_text(e["loc"]) for e in body["errors"]]
+            assert any(t.startswith(field) or field.startswith(t) for t in texts), (field, texts)
+    return body

@@ -62,6 +62,13 @@ def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapp
             raise InvalidInput(f"{name} is empty; send at least one value.", (name,))
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=dt)
 
+    # overflow and 0/0 are reported by _check_finite as a 422 naming the output, not as warnings
+    with np.errstate(all="ignore"):
+        return _run(spec, p, y_true, y_pred, weights, reduction, outputs, dtype)
+
+
+def _run(spec: registry.Loss, p: dict, y_true: Any, y_pred: np.ndarray, weights: np.ndarray | None,
+         reduction: str, outputs: tuple[str, ...], dtype: str) -> Result:
     y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
     evaluation = spec.evaluate(y_true, y_pred_used, p)
     reduced = reduce(evaluation.per_sample, weights, evaluation.mask, reduction)
@@ -98,5 +105,5 @@ def _check_finite(result: Result, dtype: str) -> None:
             hint = (" in float32; try dtype float64 or smaller inputs" if dtype == "float32"
                     else "; check the inputs' scale and domain")
             raise NonFiniteResult(
-                f"The {name}{where} is not a finite {dtype} number (it overflows or is undefined){hint}.",
+                f"result.{name}{where} is not a finite {dtype} number (it overflows or is undefined){hint}.",
                 ("result", name, *index))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
-from ._math import MeanOverAxis, Terms, eps_like, log_softmax, sigmoid, softplus
-from .errors import DomainError, ShapeError
-from .params import BOOL, FLOAT, NON_NEGATIVE, OPTIONAL_INT, UNIT, Param, normalize_axes
+from ._math import MeanOverAxis, Terms, eps_like, log_softmax, sigmoid, softmax, softplus
+from .errors import DomainError, ParameterError, ShapeError
+from .params import (BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param,
+                     normalize_axes)
 from .registry import Evaluation, Loss, register
 
 FROM_LOGITS = Param("from_logits", BOOL, False, "whether y_pred holds logits rather than probabilities")
@@ -270,3 +271,267 @@ class Poisson(MeanOverAxis):
         shifted = x + eps_like(x)
         return (x - y * np.log(shifted), lambda: 1 - y / shifted, lambda: y / (shifted * shifted))
 
+
+
+def _power_term(coef: float, base: np.ndarray, exponent: float) -> np.ndarray | float:
+    """``coef * base ** exponent``, exactly 0 when ``coef`` is 0 (so 0 * inf never makes a NaN); a base of 0
+    with a negative exponent gives inf, a genuinely unbounded derivative."""
+    if coef == 0:
+        return 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return base.dtype.type(coef) * np.power(base, base.dtype.type(exponent))
+
+
+FOCAL_GAMMA = Param("gamma", FLOAT, 2.0, "the focusing parameter: 0 gives the plain cross-entropy", NON_NEGATIVE)
+
+
+@register
+class BinaryFocalCrossentropy(MeanOverAxis):
+    """Binary focal cross-entropy (Lin et al. 2017), Keras semantics."""
+
+    name = "binary_focal_crossentropy"
+    aliases = ("BinaryFocalCrossentropy",)
+    summary = "Binary cross-entropy scaled by (1 - p_t)^gamma, which down-weights well-classified entries."
+    formula = (r"\ell = \frac{1}{d}\sum_j w_j (1 - p_{t,j})^{\gamma}\,\mathrm{BCE}(y_j, p_j),\quad "
+               r"p_t = y p + (1-y)(1-p),\quad w = \alpha y + (1-\alpha)(1-y)\ \text{if balancing, else } 1")
+    params = (Param("apply_class_balancing", BOOL, False, "weight class 1 by alpha and class 0 by 1 - alpha"),
+              Param("alpha", FLOAT, 0.25, "the weight of class 1 when apply_class_balancing is true", UNIT),
+              FOCAL_GAMMA, FROM_LOGITS, LABEL_SMOOTHING,
+              Param("axis", "axis", -1, "axis over which the mean is taken"))
+    y_true_doc = "labels in [0, 1] (hard or soft), same shape as y_pred"
+    y_pred_doc = "probabilities in [0, 1], or logits with from_logits=true"
+    y_true_interval = UNIT
+    y_true_kind, y_pred_kind = "binary", "probability"
+    notes = ("As in Keras: label smoothing maps y to y(1-s) + s/2; with from_logits the sigmoid is applied first "
+             "and the clipped probability path follows, so the BCE term uses p clipped to [1e-7, 1-1e-7] (gradient "
+             "0 there) while p_t uses the unclipped p. alpha has no effect unless apply_class_balancing is true. "
+             "gamma must be >= 0; for gamma < 1 (gradient) or gamma < 2 (Hessian) the derivative is unbounded "
+             "where p equals a hard label exactly, and that request is a 422.")
+    references = {"keras": "keras.losses.BinaryFocalCrossentropy",
+                  "pytorch": "torchvision.ops.sigmoid_focal_loss (logits)",
+                  "optax": "optax.losses.sigmoid_focal_loss (logits)"}
+    examples = (
+        {"y_true": [[1, 0], [1, 0]], "y_pred": [[0.9, 0.8], [0.7, 0.2]], "params": {"gamma": 2.0}},
+        {"y_true": [[0, 1], [0, 0]], "y_pred": [[-18.6, 0.51], [2.94, -12.8]], "reduction": "none",
+         "params": {"apply_class_balancing": True, "gamma": 5.0, "from_logits": True}},
+    )
+    test_variants = ({"apply_class_balancing": True, "alpha": 0.6, "from_logits": True, "label_smoothing": 0.1},
+                     {"apply_class_balancing": True, "gamma": 0.0},
+                     {"gamma": 3.5, "axis": 0, "label_smoothing": 0.2})
+
+    def y_pred_domain(self, p):
+        return None if p["from_logits"] else UNIT
+
+    def terms(self, y, x, p) -> Terms:
+        dt = x.dtype.type
+        one = dt(1)
+        ls = p["label_smoothing"]
+        if ls:
+            y = y * dt(1.0 - ls) + dt(0.5 * ls)
+        prob = sigmoid(x) if p["from_logits"] else x
+        pc, inside = clipped_probabilities(prob)
+        bce = y * np.log(pc)
+        bce = bce + (one - y) * np.log(one - pc)
+        bce = -bce
+        u = np.maximum(one - (y * prob + (one - y) * (one - prob)), dt(0))  # 1 - p_t (>= 0 up to rounding)
+        gamma = p["gamma"]
+        focal = np.power(u, dt(gamma))
+        weight = y * dt(p["alpha"]) + (one - y) * dt(1.0 - p["alpha"]) if p["apply_class_balancing"] else one
+        value = weight * (focal * bce)
+
+        def derivatives() -> tuple[np.ndarray, np.ndarray]:
+            """First and second derivatives of the value with respect to the probability p."""
+            k = one - dt(2) * y  # d(1 - p_t)/dp
+            b1 = np.where(inside, (pc - y) / (pc * (one - pc)), 0)
+            b2 = np.where(inside, y / (pc * pc) + (one - y) / ((one - pc) * (one - pc)), 0)
+            # an infinite focal slope (gamma < 1 or < 2 at p_t = 1) stays non-finite: compute reports it as a 422
+            with np.errstate(invalid="ignore", over="ignore"):
+                f1 = _power_term(gamma, u, gamma - 1) * k
+                f2 = _power_term(gamma * (gamma - 1), u, gamma - 2) * k * k
+                return weight * (f1 * bce + focal * b1), weight * (f2 * bce + dt(2) * f1 * b1 + focal * b2)
+
+        def d1():
+            l1, _ = derivatives()
+            return l1 * (prob * (one - prob)) if p["from_logits"] else l1
+
+        def d2():
+            l1, l2 = derivatives()
+            if not p["from_logits"]:
+                return l2
+            s1 = prob * (one - prob)
+            return l2 * s1 * s1 + l1 * s1 * (one - dt(2) * prob)
+
+        return value, d1, d2
+
+
+@register
+class CategoricalFocalCrossentropy(_Categorical):
+    """Categorical focal cross-entropy (Lin et al. 2017), Keras semantics."""
+
+    name = "categorical_focal_crossentropy"
+    aliases = ("CategoricalFocalCrossentropy",)
+    summary = "Categorical cross-entropy with each class term scaled by alpha_c (1 - p_c)^gamma."
+    formula = (r"\ell = -\sum_c \alpha_c (1 - p_c)^{\gamma}\, y_c \log p_c,\quad "
+               r"p = \operatorname{clip}\!\left(\frac{q}{\sum_c q_c}, \epsilon, 1-\epsilon\right),\ "
+               r"q = \hat y\ \text{or}\ \operatorname{softmax}(\hat y)")
+    params = (Param("alpha", FLOAT_OR_FLOATS, 0.25,
+                    "a weight for every class, or one weight per class (a list as long as the class axis)",
+                    NON_NEGATIVE),
+              FOCAL_GAMMA, FROM_LOGITS, LABEL_SMOOTHING, CLASS_AXIS)
+    y_true_doc = "one-hot or soft label rows in [0, 1], same shape as y_pred"
+    y_true_interval = UNIT
+    y_true_kind = "one_hot"
+    notes = ("As in Keras: label smoothing maps y to y(1-s) + s/C with C = y_pred.shape[axis]; with from_logits "
+             "the softmax is applied first, and rows are always renormalised then clipped to [1e-7, 1-1e-7] "
+             "(gradient 0 where the clip is active). alpha is always applied (0.25 by default, so the loss is a "
+             "quarter of the unweighted one). The focal factor uses every class's own p, so after label smoothing "
+             "it is not the p_t of the true class. A per-class alpha list applies along the class axis and must "
+             "be as long as it (Keras broadcasts a list against the last axis whatever axis is; the two agree for "
+             "axis=-1).")
+    references = {"keras": "keras.losses.CategoricalFocalCrossentropy", "pytorch": None, "optax": None}
+    examples = ({"y_true": [[1, 0, 0], [0, 1, 0], [0, 0, 1]],
+                 "y_pred": [[0.9, 0.05, 0.05], [0.5, 0.89, 0.6], [0.05, 0.01, 0.94]]},
+                {"y_true": [[1, 0, 0]], "y_pred": [[4.9, -0.5, 2.05]],
+                 "params": {"from_logits": True, "label_smoothing": 0.1, "alpha": [0.5, 0.25, 0.25]}})
+    test_variants = ({"alpha": [0.2, 0.5, 0.3]},
+                     {"alpha": [0.2, 0.5, 0.3], "from_logits": True, "label_smoothing": 0.1, "gamma": 0.0},
+                     {"axis": 0, "from_logits": True, "gamma": 3.0},
+                     {"axis": 0, "label_smoothing": 0.3, "gamma": 0.5})
+
+    def prepare(self, y_true, y_pred, p):
+        checks.min_rank(y_pred, 1, "y_pred", "classes along axis")
+        y_true, y_pred = Loss.prepare(self, y_true, y_pred, p)  # same shape, y_true in [0, 1]
+        axis = normalize_axes(p["axis"], y_pred.ndim)[0]
+        alpha = p["alpha"]
+        if isinstance(alpha, list) and len(alpha) != y_pred.shape[axis]:
+            raise ParameterError(
+                f"params.alpha has {len(alpha)} per-class weights but y_pred has {y_pred.shape[axis]} classes along "
+                f"axis {p['axis']}; send one weight per class or a single number.", ("params", "alpha"))
+        if not p["from_logits"]:
+            check_rows_positive(y_pred, axis)
+        return y_true, y_pred
+
+    def y_pred_domain(self, p):
+        return None
+
+    def evaluate(self, y_true, y_pred, p):
+        axis = normalize_axes(p["axis"], y_pred.ndim)[0]
+        dt = y_pred.dtype.type
+        one = dt(1)
+        n_classes = y_pred.shape[axis]
+        y = y_true
+        ls = p["label_smoothing"]
+        if ls:
+            y = y * dt(1.0 - ls) + dt(ls) / dt(n_classes)
+        alpha = p["alpha"]
+        if isinstance(alpha, list):
+            alpha = np.asarray(alpha, dtype=y_pred.dtype).reshape([-1 if i == axis else 1 for i in range(y_pred.ndim)])
+        else:
+            alpha = dt(alpha)
+        gamma = p["gamma"]
+        logits = p["from_logits"]
+        s = softmax(y_pred, axis) if logits else y_pred
+        total = s.sum(axis=axis, keepdims=True)
+        q = s / total
+        pc, inside = clipped_probabilities(q)
+        log_pc = np.log(pc)
+        cce = -y * log_pc
+        modulating = np.power(one - pc, dt(gamma))
+        per_sample = ((modulating * alpha) * cce).sum(axis=axis)
+
+        def g_h(second: bool):
+            """d/dp and d2/dp2 of each class term at the clipped p (0 where the clip is active)."""
+            w = one - pc  # >= eps inside the clip, so every power below is finite
+            g = alpha * y * (_power_term(gamma, w, gamma - 1) * log_pc - modulating / pc)
+            g = np.where(inside, g, 0)
+            if not second:
+                return g, None
+            h = alpha * y * (-_power_term(gamma * (gamma - 1), w, gamma - 2) * log_pc
+                             + dt(2) * _power_term(gamma, w, gamma - 1) / pc + modulating / (pc * pc))
+            return g, np.where(inside, h, 0)
+
+        def rowsum(a):
+            return a.sum(axis=axis, keepdims=True)
+
+        def vjp(up):
+            g, _ = g_h(False)
+            if logits:  # the renormalisation is the identity on softmax outputs
+                grad = s * (g - rowsum(g * s))
+            else:
+                grad = (g - rowsum(g * q)) / total
+            return np.expand_dims(up, axis) * grad
+
+        def hess(up):
+            g, h = g_h(True)
+            two = dt(2)
+            if logits:
+                a, b = h * s * s, g * s
+                hd = (a * (one - two * s) + s * s * rowsum(a) + b * (one - two * s) + s * s * rowsum(b)
+                      - s * (one - s) * rowsum(b))
+            else:
+                hd = (h * (one - two * q) + rowsum(h * q * q) - two * g + two * rowsum(g * q)) / (total * total)
+            return np.expand_dims(up, axis) * hd
+
+        return Evaluation(per_sample, vjp, hess)
+
+
+def _scatter(hot: np.ndarray, up: np.ndarray, d: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``up * d`` at the true class, 0 elsewhere; a zero upstream (weight 0) gives 0 even where d is infinite."""
+    with np.errstate(invalid="ignore"):
+        value = np.where(up == 0, 0, np.asarray(up * d))
+    return np.where(hot, np.asarray(value)[..., None], 0).astype(dtype)
+
+
+@register
+class CategoricalGeneralizedCrossEntropy(Loss):
+    """Generalized cross-entropy (Zhang & Sabuncu 2018): ``(1 - p_y^q) / q``."""
+
+    name = "categorical_generalized_cross_entropy"
+    aliases = ("CategoricalGeneralizedCrossEntropy",)
+    summary = ("Generalized cross-entropy on integer labels: (1 - p_y^q)/q, between cross-entropy (q -> 0) and "
+               "mean absolute error (q = 1); robust to noisy labels.")
+    formula = r"\ell = \frac{1 - \hat y_{y}^{\,q}}{q},\quad 0 < q < 1"
+    params = (Param("q", FLOAT, 0.5, "the interpolation parameter: towards cross-entropy as q -> 0, towards MAE "
+                    "as q -> 1", UNIT_OPEN),)
+    y_true_doc = "integer class labels of shape y_pred.shape[:-1]"
+    y_pred_doc = "probabilities in [0, 1] over the last (class) axis; rows are not renormalised"
+    per_sample_doc = "one value per label: shape y_pred.shape[:-1]"
+    hessian = True
+    y_true_kind, y_pred_kind = "labels", "simplex"
+    notes = ("Keras's get() does not know this name (the class must be used directly); here it is registered. "
+             "y_true must have shape y_pred.shape[:-1]: Keras silently broadcasts (B, 1) labels against (B, C) "
+             "predictions into a (B, B) loss, here that is a 422. No clipping and no from_logits, as in Keras: "
+             "a true-class probability of 0 gives 1/q, but its derivative -p^(q-1) is infinite, so a gradient "
+             "request there is a 422.")
+    references = {"keras": "keras.losses.CategoricalGeneralizedCrossEntropy", "pytorch": None, "optax": None}
+    examples = ({"y_true": [0, 1, 0, 1], "y_pred": [[0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.4, 0.6]],
+                 "params": {"q": 0.5}},)
+    test_shapes = ((4, 3), (2, 3, 4))
+
+    def prepare(self, y_true, y_pred, p):
+        checks.min_rank(y_pred, 1, "y_pred", "classes on the last axis")
+        expected = y_pred.shape[:-1]
+        if y_true.shape != expected:
+            raise ShapeError(
+                f"y_true has shape {list(y_true.shape)} but integer labels for y_pred of shape "
+                f"{list(y_pred.shape)} (classes on the last axis) must have shape {list(expected)}.", ("y_true",))
+        labels = checks.as_labels(y_true, "y_true", y_pred.shape[-1])
+        checks.check_interval(y_pred, UNIT, "y_pred", "probabilities")
+        return labels, y_pred
+
+    def evaluate(self, labels, y_pred, p):
+        dt = y_pred.dtype.type
+        q = dt(p["q"])
+        hot = labels[..., None] == np.arange(y_pred.shape[-1])
+        p_y = (y_pred * hot).sum(axis=-1)
+        per_sample = (dt(1) - np.power(p_y, q)) / q
+
+        def vjp(up):
+            d = -_power_term(1.0, p_y, p["q"] - 1)  # -inf at p_y = 0: reported by compute as a 422
+            return _scatter(hot, up, d, y_pred.dtype)
+
+        def hess(up):
+            d = _power_term(1.0 - p["q"], p_y, p["q"] - 2)
+            return _scatter(hot, up, d, y_pred.dtype)
+
+        return Evaluation(per_sample, vjp, hess)

@@ -107,7 +107,7 @@ class MeanAbsolutePercentageError(MeanOverAxis):
              "100 sign(y_pred - y_true) / (d max(|y_true|, eps)), 0 where y_pred == y_true; the Hessian is 0.")
     references = {"keras": "keras.losses.MeanAbsolutePercentageError", "pytorch": None, "optax": None,
                   "sklearn": "sklearn.metrics.mean_absolute_percentage_error"}
-    y_true_kind, y_pred_kind = "positive", "positive"
+    y_true_kind, y_pred_kind = "real", "real"
     examples = ({"y_true": [[1.0, 9.0, 2.0], [-5.0, -2.0, 6.0]], "y_pred": [[4.0, 8.0, 12.0], [8.0, 1.0, 3.0]]},)
 
     def terms(self, y, x, p) -> Terms:
@@ -138,7 +138,7 @@ class MeanSquaredLogarithmicError(MeanOverAxis):
              "derivative is 0.")
     references = {"keras": "keras.losses.MeanSquaredLogarithmicError", "pytorch": None, "optax": None,
                   "sklearn": "sklearn.metrics.mean_squared_log_error", "xgboost": "reg:squaredlogerror"}
-    y_true_kind, y_pred_kind = "positive", "positive"
+    y_true_kind, y_pred_kind = "real", "positive"
     examples = ({"y_true": [[1.0, 9.0, 2.0], [-5.0, -2.0, 6.0]], "y_pred": [[4.0, 8.0, 12.0], [8.0, 1.0, 3.0]]},)
 
     def terms(self, y, x, p) -> Terms:

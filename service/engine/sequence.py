@@ -12,10 +12,10 @@ log-probability of the class of state ``s`` at frame ``t``::
 
     alpha[0, s] = e[0, s]                             s in {0, 1}
     alpha[t, s] = logsumexp(alpha[t-1, s], alpha[t-1, s-1], alpha[t-1, s-2] if skip[s]) + e[t, s]
-    beta[T-1, s] = e[T-1, s]                          s in {S-1, S-2}
-    beta[t, s]  = logsumexp(beta[t+1, s], beta[t+1, s+1], beta[t+1, s+2] if skip[s+2]) + e[t, s]
+    beta[T-1, s] = 0                                  s in {S-1, S-2}
+    beta[t, s]  = logsumexp(over s' in {s, s+1, s+2 if skip[s+2]} of beta[t+1, s'] + e[t+1, s'])
     log p       = logsumexp(alpha[T-1, S-1], alpha[T-1, S-2])
-    occ[t, s]   = exp(alpha[t, s] + beta[t, s] - e[t, s] - log p)
+    occ[t, s]   = exp(alpha[t, s] + beta[t, s] - log p)
 
 where ``skip[s]`` holds for label states whose label differs from the previous label (a repeated
 label needs a blank in between). Every step is a logsumexp in the array's dtype (float32 stays
@@ -95,7 +95,7 @@ def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarr
     for t in range(1, T):
         prev = alpha[:, t - 1]
         one = np.concatenate([pad1, prev[:, :-1]], axis=1)
-        two = np.where(skip, np.concatenate([pad2, prev[:, :-2]], axis=1), neg_inf)
+        two = np.where(skip, np.concatenate([pad2, prev[:, :-2]], axis=1)[:, :S], neg_inf)
         step = _lae3(prev, one, two) + emit[:, t]
         alpha[:, t] = np.where((t < t_len)[:, None], step, prev)
 
@@ -104,25 +104,26 @@ def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarr
     if l_max:
         log_p = np.where(lengths > 0, np.logaddexp(log_p, final[rows, np.maximum(last - 1, 0)]), log_p)
 
-    # backward
+    # backward, excluding the emission at t: beta[t, s] = log p(frames t+1.. | state s at t)
     beta = np.full((B, T, S), neg_inf, dtype=dt)
     state = np.arange(S)[None, :]
     ends = (state == last[:, None]) | ((state == last[:, None] - 1) & (lengths[:, None] > 0))
-    nxt = np.full((B, S), neg_inf, dtype=dt)  # beta[:, t + 1]
-    skip_next = np.concatenate([skip[:, 2:], np.zeros((B, 2), dtype=bool)], axis=1)  # skip[s + 2]
+    end_init = np.where(ends, dt.type(0), neg_inf)
+    skip_next = np.concatenate([skip[:, 2:], np.zeros((B, 2), dtype=bool)], axis=1)[:, :S]  # skip[s + 2]
     for t in range(T - 1, -1, -1):
-        one = np.concatenate([nxt[:, 1:], pad1], axis=1)
-        two = np.where(skip_next, np.concatenate([nxt[:, 2:], pad2], axis=1), neg_inf)
-        step = _lae3(nxt, one, two) + emit[:, t]
-        at_end = (t == t_len - 1)[:, None]
-        cur = np.where(at_end, np.where(ends, emit[:, t], neg_inf), np.where((t < t_len - 1)[:, None], step, neg_inf))
-        beta[:, t] = cur
-        nxt = cur
+        if t < T - 1:
+            nxt = beta[:, t + 1] + emit[:, t + 1]
+            one = np.concatenate([nxt[:, 1:], pad1], axis=1)
+            two = np.where(skip_next, np.concatenate([nxt[:, 2:], pad2], axis=1)[:, :S], neg_inf)
+            step = _lae3(nxt, one, two)
+        else:
+            step = np.full((B, S), neg_inf, dtype=dt)
+        beta[:, t] = np.where((t == t_len - 1)[:, None], end_init,
+                              np.where((t < t_len - 1)[:, None], step, neg_inf))
 
     finite = np.isfinite(log_p)
     safe_log_p = np.where(finite, log_p, dt.type(0))
-    log_occ = alpha + beta - emit - safe_log_p[:, None, None]
-    occ_states = np.where(finite[:, None, None], np.exp(log_occ), dt.type(0)).astype(dt, copy=False)
+    occ_states = np.where(finite[:, None, None], np.exp(alpha + beta - safe_log_p[:, None, None]), dt.type(0))
     occ = np.zeros((B, T, C), dtype=dt)
     b_idx = np.broadcast_to(rows[:, None, None], (B, T, S))
     t_idx = np.broadcast_to(np.arange(T)[None, :, None], (B, T, S))
@@ -228,7 +229,7 @@ class CTC(Loss):
                              f"got {list(shape)}.", ("shape",))
         B, T, C = shape
         L = max(1, T // 2)
-        lengths = rng.integers(1, L + 1, B) if T >= 2 else np.ones(B, dtype=np.int64)
+        lengths = rng.integers(1, L + 1, B)
         tokens = rng.integers(1, C, (B, L))
         tokens[np.arange(L)[None, :] >= lengths[:, None]] = 0
         logits = rng.normal(0.0, 2.0, shape)
