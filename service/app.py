@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 import schemas
 
 from . import __version__
-from .api import docs, ops, problems, routes
+from .api import docs, grading, ops, problems, routes
 from .api.compute import ComputeGate
 from .config import Settings, get_settings
 from .engine.errors import LossServiceError
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,
         openapi_tags=[{"name": "losses", "description": "Compute losses, per-sample values and gradients."},
                       {"name": "catalogue", "description": "What each loss computes, with runnable examples."},
+                      {"name": "grading", "description": "Grade a student's loss and gradient; seeded exercises."},
                       {"name": "operations", "description": "Health, readiness and metrics."}],
     )
     app.state.settings = settings
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     dependencies = [Depends(_api_key_guard(settings))] if settings.api_key else []
     app.include_router(routes.router, dependencies=dependencies)
+    app.include_router(grading.router, dependencies=dependencies)
     app.include_router(ops.router)
     ops.install(app, metrics)
     docs.install(app)
