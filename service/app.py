@@ -84,11 +84,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 for name, sub in defs.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components[model.__name__] = defs
+            _problem_json_everywhere(spec)
             app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi
     return app
+
+
+def _problem_json_everywhere(spec: dict) -> None:
+    """FastAPI documents its own 422 body (HTTPValidationError); this service answers every error
+    with RFC 9457 problem+json, so the spec says that instead."""
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                if code.startswith(("4", "5")):
+                    response["content"] = problem
+    for name in ("HTTPValidationError", "ValidationError"):
+        spec.get("components", {}).get("schemas", {}).pop(name, None)
 
 
 app = create_app()
