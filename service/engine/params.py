@@ -149,7 +149,7 @@ def bind(declared: Sequence[Param], given: Mapping[str, Any] | None) -> dict[str
     if unknown:
         valid = ", ".join(by_name) or "none (this loss takes no parameters)"
         raise InvalidInput(
-            f"Unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"params has unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
             f"valid parameters: {valid}.",
             errors=[ErrorItem(("params", k), f"unknown parameter; valid: {valid}") for k in unknown],
             slug="invalid-parameter", title="Invalid loss parameter")
