@@ -126,8 +126,34 @@ class _Categorical(Loss):
         return Evaluation(per_sample, vjp, hess)
 
 
+class _DenseCategorical(_Categorical):
+    """Label rows of y_pred's shape (CCE, categorical focal CE): checks and label smoothing."""
+
+    y_true_interval = UNIT
+
+    def prepare(self, y_true, y_pred, p):
+        checks.min_rank(y_pred, 1, "y_pred", "classes along axis")
+        y_true, y_pred = super().prepare(y_true, y_pred, p)  # same shape, y_true in [0, 1]
+        if not p["from_logits"]:
+            check_rows_positive(y_pred, normalize_axes(p["axis"], y_pred.ndim)[0])
+        return y_true, y_pred
+
+    def y_pred_domain(self, p):
+        return None  # probability rows are checked (and renormalised) per row instead
+
+    @staticmethod
+    def smoothed(y_true: np.ndarray, y_pred: np.ndarray, p: dict, axis: int) -> np.ndarray:
+        """Keras label smoothing: y (1 - s) + s / C with C = y_pred.shape[axis]."""
+        ls = p["label_smoothing"]
+        if not ls:
+            return y_true
+        dt = y_pred.dtype.type
+        # Keras: y * (1.0 - s) with a Python float, then s / C in the loss dtype
+        return y_true * dt(1.0 - ls) + dt(ls) / dt(y_pred.shape[axis])
+
+
 @register
-class CategoricalCrossentropy(_Categorical):
+class CategoricalCrossentropy(_DenseCategorical):
     name = "categorical_crossentropy"
     aliases = ("CategoricalCrossentropy",)
     summary = "Cross-entropy between one-hot (or soft) label rows and predicted class distributions."
@@ -135,7 +161,6 @@ class CategoricalCrossentropy(_Categorical):
                r"\epsilon, 1-\epsilon\right)\ \text{or}\ \operatorname{softmax}(\hat y)")
     params = (FROM_LOGITS, LABEL_SMOOTHING, CLASS_AXIS)
     y_true_doc = "one-hot or soft label rows in [0, 1], same shape as y_pred"
-    y_true_interval = UNIT
     y_true_kind = "one_hot"
     notes = ("Label smoothing maps y to y(1-s) + s/C with C = y_pred.shape[axis]. Probability rows are "
              "renormalised then clipped to [1e-7, 1-1e-7], so [1, 1, 2] with target 2 gives log 2.")
@@ -145,24 +170,9 @@ class CategoricalCrossentropy(_Categorical):
     examples = ({"y_true": [[0, 1, 0], [0, 0, 1]], "y_pred": [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]},
                 {"y_true": [[1, 0, 0]], "y_pred": [[2.0, 1.0, 0.1]], "params": {"from_logits": True}})
 
-    def prepare(self, y_true, y_pred, p):
-        checks.min_rank(y_pred, 1, "y_pred", "classes along axis")
-        y_true, y_pred = super().prepare(y_true, y_pred, p)  # same shape, y_true in [0, 1]
-        axis = normalize_axes(p["axis"], y_pred.ndim)[0]
-        if not p["from_logits"]:
-            check_rows_positive(y_pred, axis)
-        return y_true, y_pred
-
-    def y_pred_domain(self, p):
-        return None
-
     def evaluate(self, y_true, y_pred, p):
         axis = normalize_axes(p["axis"], y_pred.ndim)[0]
-        ls = p["label_smoothing"]
-        if ls:
-            dt = y_pred.dtype.type
-            y_true = y_true * (dt(1) - dt(ls)) + dt(ls) / dt(y_pred.shape[axis])
-        return self.cross_entropy(y_true, y_pred, axis, p["from_logits"])
+        return self.cross_entropy(self.smoothed(y_true, y_pred, p, axis), y_pred, axis, p["from_logits"])
 
 
 @register
@@ -365,7 +375,7 @@ class BinaryFocalCrossentropy(MeanOverAxis):
 
 
 @register
-class CategoricalFocalCrossentropy(_Categorical):
+class CategoricalFocalCrossentropy(_DenseCategorical):
     """Categorical focal cross-entropy (Lin et al. 2017), Keras semantics."""
 
     name = "categorical_focal_crossentropy"
@@ -379,7 +389,6 @@ class CategoricalFocalCrossentropy(_Categorical):
                     NON_NEGATIVE),
               FOCAL_GAMMA, FROM_LOGITS, LABEL_SMOOTHING, CLASS_AXIS)
     y_true_doc = "one-hot or soft label rows in [0, 1], same shape as y_pred"
-    y_true_interval = UNIT
     y_true_kind = "one_hot"
     notes = ("As in Keras: label smoothing maps y to y(1-s) + s/C with C = y_pred.shape[axis]; with from_logits "
              "the softmax is applied first, and rows are always renormalised then clipped to [1e-7, 1-1e-7] "
@@ -399,30 +408,20 @@ class CategoricalFocalCrossentropy(_Categorical):
                      {"axis": 0, "label_smoothing": 0.3, "gamma": 0.5})
 
     def prepare(self, y_true, y_pred, p):
-        checks.min_rank(y_pred, 1, "y_pred", "classes along axis")
-        y_true, y_pred = Loss.prepare(self, y_true, y_pred, p)  # same shape, y_true in [0, 1]
+        y_true, y_pred = super().prepare(y_true, y_pred, p)
         axis = normalize_axes(p["axis"], y_pred.ndim)[0]
         alpha = p["alpha"]
         if isinstance(alpha, list) and len(alpha) != y_pred.shape[axis]:
             raise ParameterError(
                 f"params.alpha has {len(alpha)} per-class weights but y_pred has {y_pred.shape[axis]} classes along "
                 f"axis {p['axis']}; send one weight per class or a single number.", ("params", "alpha"))
-        if not p["from_logits"]:
-            check_rows_positive(y_pred, axis)
         return y_true, y_pred
-
-    def y_pred_domain(self, p):
-        return None
 
     def evaluate(self, y_true, y_pred, p):
         axis = normalize_axes(p["axis"], y_pred.ndim)[0]
         dt = y_pred.dtype.type
         one = dt(1)
-        n_classes = y_pred.shape[axis]
-        y = y_true
-        ls = p["label_smoothing"]
-        if ls:
-            y = y * dt(1.0 - ls) + dt(ls) / dt(n_classes)
+        y = self.smoothed(y_true, y_pred, p, axis)
         alpha = p["alpha"]
         if isinstance(alpha, list):
             alpha = np.asarray(alpha, dtype=y_pred.dtype).reshape([-1 if i == axis else 1 for i in range(y_pred.ndim)])
