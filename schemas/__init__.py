@@ -1,11 +1,15 @@
 """Wire models (Pydantic v2) of every request, response, error and catalogue entry."""
 
 from .catalogue import CatalogueDetail, CatalogueEntry, Example, ParamInfo
+from .grading import (Check, ExerciseOptions, ExerciseRequest, ExerciseResponse, GradeMeta, GradeRequest, GradeResponse,
+                      GradescopeOptions, GradescopeResults, GradescopeTest, Submission, Tolerance, Worst)
 from .losses import (BatchError, BatchItem, BatchRequest, BatchResponse, LossOptions, LossRequest, LossResponse,
                      Meta)
 from .ops import Health
 from .problems import PROBLEM_RESPONSES, Problem, ProblemItem
 
 __all__ = ["PROBLEM_RESPONSES", "BatchError", "BatchItem", "BatchRequest", "BatchResponse", "CatalogueDetail",
-           "CatalogueEntry", "Example", "Health", "LossOptions", "LossRequest", "LossResponse", "Meta", "ParamInfo",
-           "Problem", "ProblemItem"]
+           "CatalogueEntry", "Check", "Example", "ExerciseOptions", "ExerciseRequest", "ExerciseResponse", "GradeMeta",
+           "GradeRequest", "GradeResponse", "GradescopeOptions", "GradescopeResults", "GradescopeTest", "Health",
+           "LossOptions", "LossRequest", "LossResponse", "Meta", "ParamInfo", "Problem", "ProblemItem", "Submission",
+           "Tolerance", "Worst"]

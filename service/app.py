@@ -25,6 +25,8 @@ respect to the predictions.
 
 * `POST /v1/losses/{name}` computes one loss; `GET /v1/losses` lists them all with formulas.
 * `POST /v1/batch` runs several computations in one call.
+* `POST /v1/grade` grades a student's loss, per-sample values and gradient (also as Gradescope
+  `results.json` with `?format=gradescope`); `POST /v1/exercises` gives seeded inputs for any loss.
 * Errors are RFC 9457 `application/problem+json` naming the field and the fix.
 """
 
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             spec = get_openapi(title=app.title, version=app.version, description=app.description,
                                routes=app.routes, tags=app.openapi_tags)
             components = spec.setdefault("components", {}).setdefault("schemas", {})
-            for model in (schemas.LossRequest, schemas.BatchRequest):
+            for model in (schemas.LossRequest, schemas.BatchRequest, *grading.REQUEST_MODELS):
                 defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 for name, sub in defs.pop("$defs", {}).items():
                     components.setdefault(name, sub)

@@ -1,0 +1,328 @@
+"""Issue 2 benchmark: a large JSON loss request end to end over loopback, beside its floor and the idiomatic way.
+
+For each loss (default ``mean_squared_error`` and ``categorical_crossentropy``) one request body
+``{"y_true": N x N, "y_pred": N x N, "outputs": ["loss", "per_sample", "gradient"]}`` (float64,
+serialized once by orjson: shortest round-trip repr) is timed three ways, interleaved round-robin
+(the order rotates each round; warm-up rounds first, not counted):
+
+* floor      - in-process, no HTTP: ``orjson.loads(body)``, ``np.asarray`` on both arrays, the same
+               engine ``compute``, ``orjson.dumps`` of the same response dict (``OPT_SERIALIZE_NUMPY``);
+* service    - ``uvicorn service.app:app`` (one worker, a child process), ``POST /v1/losses/{name}``;
+* idiomatic  - ``uvicorn bench.idiomatic_app:app``: Pydantic ``list[list[float]]`` body model,
+               ``.tolist()`` into a Pydantic response model, FastAPI's default serialization.
+
+HTTP times cover sending the whole body and reading the whole response on one keep-alive
+connection (``http.client`` by default, ``--client httpx`` for httpx). The responses of the service and
+the idiomatic app are checked against the floor's numbers (loss, per_sample, gradient) before timing.
+Targets (issue 2): service <= 1.5x floor and idiomatic >= 3x service.
+
+A small-payload run follows (2 x 1,000 floats by default, hundreds of requests alternating between
+the two servers): p50/p95 latency of each, with the in-process floor for reference.
+
+Prints Markdown tables and writes the raw samples to ``bench/results/http-*.json`` (gitignored).
+Example: ``.venv/bin/python bench/bench_http.py --rounds 7 --size 1000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import numpy as np
+import orjson
+
+from bench._common import (
+    CLIENTS,
+    Server,
+    describe_git,
+    environment,
+    fmt_ms,
+    loadavg,
+    relpath,
+    sigterm_as_exit,
+    summarize,
+    write_results,
+)
+from service.engine import compute, get_loss
+
+PATHS = ("floor", "service", "idiomatic")
+DEFAULT_LOSSES = "mean_squared_error,categorical_crossentropy"
+PACKAGES = ("fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "uvloop", "httptools", "orjson", "numpy",
+            "httpx")
+DEFAULT_MAX_BODY = 64 * 1024 * 1024  # service defaults (service/config.py); raised only if --size needs it
+DEFAULT_MAX_ELEMENTS = 5_000_000
+
+
+# --- payloads and the floor -------------------------------------------------------------------------
+
+def make_body(loss_name: str, shape: tuple[int, ...], seed: int, outputs: list[str]) -> bytes:
+    loss = get_loss(loss_name)
+    defaults = {p.name: p.default for p in loss.params}
+    rng = np.random.Generator(np.random.PCG64(seed))
+    arrays = loss.sample(rng, shape, defaults)
+    body = {"y_true": np.ascontiguousarray(arrays["y_true"], dtype=np.float64),
+            "y_pred": np.ascontiguousarray(arrays["y_pred"], dtype=np.float64), "outputs": outputs}
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def response_dict(result) -> dict[str, Any]:
+    """The service's response layout (loss, per_sample, gradient, meta), NumPy arrays as they are."""
+    out: dict[str, Any] = {}
+    for name in ("loss", "per_sample", "gradient", "hessian"):
+        value = getattr(result, name)
+        if value is not None:
+            value = np.asarray(value)
+            out[name] = value[()] if value.ndim == 0 else np.ascontiguousarray(value)
+    out["meta"] = result.meta
+    return out
+
+
+def floor_once(loss_name: str, body: bytes, outputs: list[str]) -> tuple[float, dict[str, float], bytes, Any]:
+    t0 = time.perf_counter()
+    obj = orjson.loads(body)
+    t1 = time.perf_counter()
+    y_true = np.asarray(obj["y_true"], dtype=np.float64)
+    y_pred = np.asarray(obj["y_pred"], dtype=np.float64)
+    t2 = time.perf_counter()
+    result = compute(loss_name, y_true, y_pred, outputs=obj.get("outputs", outputs))
+    t3 = time.perf_counter()
+    out = orjson.dumps(response_dict(result), option=orjson.OPT_SERIALIZE_NUMPY)
+    t4 = time.perf_counter()
+    phases = {"orjson.loads": t1 - t0, "np.asarray": t2 - t1, "compute": t3 - t2, "orjson.dumps": t4 - t3}
+    return t4 - t0, phases, out, result
+
+
+# --- verification -------------------------------------------------------------------------------------
+
+def compare(reference: Any, data: bytes, who: str) -> list[str]:
+    """Differences between a JSON response and the floor's result (empty list: they agree)."""
+    problems = []
+    try:
+        got = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return [f"{who}: response is not JSON ({exc}): {data[:200]!r}"]
+    for name in ("loss", "per_sample", "gradient"):
+        want = getattr(reference, name)
+        if want is None:
+            continue
+        if got.get(name) is None:
+            problems.append(f"{who}: no {name} in the response")
+            continue
+        a, b = np.asarray(got[name], dtype=np.float64), np.asarray(want, dtype=np.float64)
+        if a.shape != b.shape:
+            problems.append(f"{who}: {name} has shape {a.shape}, expected {b.shape}")
+        elif not np.allclose(a, b, rtol=1e-12, atol=0.0):
+            problems.append(f"{who}: {name} differs (max abs diff {float(np.max(np.abs(a - b))):.3g})")
+    return problems
+
+
+# --- the large-payload run ----------------------------------------------------------------------------
+
+def run_large(loss_name: str, args, clients: dict[str, Any]) -> dict[str, Any]:
+    outputs = ["loss", "per_sample", "gradient"]
+    shape = (args.size, args.size)
+    body = make_body(loss_name, shape, args.seed, outputs)
+    path = f"/v1/losses/{loss_name}"
+    print(f"\n## {loss_name}: 2 x {shape[0]} x {shape[1]} float64, request {len(body) / 1e6:.1f} MB", flush=True)
+
+    samples: dict[str, list[float]] = {p: [] for p in PATHS}
+    phases: list[dict[str, float]] = []
+    sizes: dict[str, int] = {}
+    checks: list[str] = []
+    reference = None
+    total = args.warmup + args.rounds
+    for r in range(total):
+        order = PATHS[r % 3:] + PATHS[:r % 3]  # rotate so no path always runs first/after another
+        measured = r >= args.warmup
+        line = []
+        for which in order:
+            gc.collect()
+            if which == "floor":
+                seconds, ph, out, result = floor_once(loss_name, body, outputs)
+                reference = reference or result
+                sizes["floor"] = len(out)
+                if measured:
+                    phases.append(ph)
+            else:
+                status, out, seconds = clients[which].post(path, body)
+                sizes[which] = len(out)
+                if status != 200:
+                    raise RuntimeError(f"{which} answered {status}: {out[:500]!r}")
+                if r == 0:  # correctness before any number is reported
+                    checks.extend(compare(reference or floor_once(loss_name, body, outputs)[3], out, which))
+            del out
+            if measured:
+                samples[which].append(seconds)
+            line.append(f"{which} {seconds * 1e3:.0f}")
+        tag = "warm-up" if not measured else f"round {r - args.warmup + 1}/{args.rounds}"
+        print(f"  {tag:>12}: " + ", ".join(line) + " ms", flush=True)
+
+    if checks:
+        raise RuntimeError("responses disagree with the in-process computation:\n  " + "\n  ".join(checks))
+    stats = {p: summarize(samples[p]) for p in PATHS}
+    phase_median = {k: float(np.median([ph[k] for ph in phases]) * 1e3) for k in phases[0]} if phases else {}
+    return {"loss": loss_name, "shape": list(shape), "request_bytes": len(body), "response_bytes": sizes,
+            "samples_s": samples, "stats": stats, "floor_phases_median_ms": phase_median,
+            "verified": "service and idiomatic responses equal the in-process loss, per_sample and gradient "
+                        "(rtol 1e-12)",
+            "loss_value": float(reference.loss)}
+
+
+# --- the small-payload run ----------------------------------------------------------------------------
+
+def run_small(args, clients: dict[str, Any]) -> dict[str, Any]:
+    loss_name = args.losses[0]
+    shape = tuple(int(x) for x in args.small_shape.lower().split("x"))
+    outputs = ["loss", "per_sample", "gradient"]
+    body = make_body(loss_name, shape, args.seed, outputs)
+    path = f"/v1/losses/{loss_name}"
+    n = int(np.prod(shape))
+    print(f"\n## small payload: {loss_name}, 2 x {n:,} floats (shape {shape[0]}x{shape[1]}), "
+          f"{len(body):,} B, {args.small_requests} requests per path after {args.small_warmup} warm-up", flush=True)
+    ref = floor_once(loss_name, body, outputs)[3]
+    for which in ("service", "idiomatic"):
+        status, out, _ = clients[which].post(path, body)
+        if status != 200:
+            raise RuntimeError(f"{which} answered {status}: {out[:500]!r}")
+        problems = compare(ref, out, which)
+        if problems:
+            raise RuntimeError("small payload: " + "; ".join(problems))
+    samples: dict[str, list[float]] = {p: [] for p in PATHS}
+    for i in range(args.small_warmup + args.small_requests):
+        order = PATHS if i % 2 == 0 else PATHS[::-1]
+        for which in order:
+            if which == "floor":
+                seconds = floor_once(loss_name, body, outputs)[0]
+            else:
+                status, _, seconds = clients[which].post(path, body)
+                if status != 200:
+                    raise RuntimeError(f"{which} answered {status}")
+            if i >= args.small_warmup:
+                samples[which].append(seconds)
+    return {"loss": loss_name, "shape": list(shape), "request_bytes": len(body), "samples_s": samples,
+            "stats": {p: summarize(samples[p]) for p in PATHS}}
+
+
+# --- report -------------------------------------------------------------------------------------------
+
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "misses"
+
+
+def print_report(env: dict, args, large: list[dict], small: dict | None, client_name: str) -> str:
+    lines = []
+    v = env["versions"]
+    lines.append(f"Python {v['python']}, FastAPI {v['fastapi']}, Starlette {v['starlette']}, Pydantic {v['pydantic']}, "
+                 f"uvicorn {v['uvicorn']}, orjson {v['orjson']}, NumPy {v['numpy']}; {env['cpu_count']} CPUs; "
+                 f"client: {client_name}; servers: uvicorn, 1 worker each, on 127.0.0.1; "
+                 f"{args.rounds} rounds after {args.warmup} warm-up, round-robin with rotating order; "
+                 f"load average {env['load_start']} at start, {env['load_end']} at end; {describe_git(env)}.")
+    lines.append("")
+    lines.append("| loss | request | response | floor (in-process) | service | idiomatic FastAPI | service / floor "
+                 "| idiomatic / service |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for res in large:
+        s = res["stats"]
+        sf = s["service"]["median_ms"] / s["floor"]["median_ms"]
+        isv = s["idiomatic"]["median_ms"] / s["service"]["median_ms"]
+        res["ratios"] = {"service_over_floor": sf, "idiomatic_over_service": isv,
+                         "meets_service_target": sf <= 1.5, "meets_idiomatic_target": isv >= 3.0}
+        def cell(p: str, s: dict = s) -> str:
+            return f"{fmt_ms(s[p]['median_ms'])} ms (p90 {fmt_ms(s[p]['p90_ms'])})"
+        rb = res["response_bytes"]
+        lines.append(
+            f"| {res['loss']} {res['shape'][0]}x{res['shape'][1]} | {res['request_bytes'] / 1e6:.1f} MB "
+            f"| {rb['service'] / 1e6:.1f} MB (idiomatic {rb['idiomatic'] / 1e6:.1f} MB) "
+            f"| {cell('floor')} | {cell('service')} | {cell('idiomatic')} "
+            f"| **{sf:.2f}x** ({verdict(sf <= 1.5)} <= 1.5x) | **{isv:.2f}x** ({verdict(isv >= 3.0)} >= 3x) |")
+    lines.append("")
+    lines.append("Floor breakdown (medians, ms): " + "; ".join(
+        f"{res['loss']}: " + ", ".join(f"{k} {fmt_ms(ms)}" for k, ms in res["floor_phases_median_ms"].items())
+        for res in large))
+    if small:
+        s = small["stats"]
+        lines.append("")
+        n = small["shape"][0] * small["shape"][1]
+        lines.append(f"Small payload ({small['loss']}, 2 x {n:,} floats, shape {small['shape'][0]}x{small['shape'][1]}, "
+                     f"{small['request_bytes']:,} B, {s['service']['n']} requests per path, alternating):")
+        lines.append("")
+        lines.append("| path | p50 | p95 | mean |")
+        lines.append("|---|---|---|---|")
+        for p in PATHS:
+            name = {"floor": "floor (in-process)", "service": "service", "idiomatic": "idiomatic FastAPI"}[p]
+            lines.append(f"| {name} | {fmt_ms(s[p]['median_ms'])} ms | {fmt_ms(s[p]['p95_ms'])} ms "
+                         f"| {fmt_ms(s[p]['mean_ms'])} ms |")
+        lines.append("")
+        lines.append(f"idiomatic / service at p50: {s['idiomatic']['median_ms'] / s['service']['median_ms']:.2f}x")
+    text = "\n".join(lines)
+    print("\n" + text)
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=7, help="measured rounds (default 7)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up rounds, not counted (default 2, min 1)")
+    ap.add_argument("--size", type=int, default=1000, help="arrays are SIZE x SIZE (default 1000)")
+    ap.add_argument("--losses", default=DEFAULT_LOSSES, help=f"comma-separated (default {DEFAULT_LOSSES})")
+    ap.add_argument("--client", choices=sorted(CLIENTS), default="http.client", help="HTTP client (default http.client)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--small-shape", default="10x100", help="small-payload array shape (default 10x100)")
+    ap.add_argument("--small-requests", type=int, default=300, help="small-payload requests per path (default 300)")
+    ap.add_argument("--small-warmup", type=int, default=20)
+    ap.add_argument("--no-small", action="store_true", help="skip the small-payload run")
+    args = ap.parse_args(argv)
+    args.losses = [name.strip() for name in args.losses.split(",") if name.strip()]
+    if args.rounds < 1 or args.warmup < 1 or args.size < 1 or args.small_requests < 1 or args.small_warmup < 0:
+        ap.error("--rounds, --warmup, --size and --small-requests must be >= 1")
+    args.losses = [get_loss(name).name for name in args.losses]  # canonical names; unknown ones fail here
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = environment(*PACKAGES)
+    env["load_start"] = loadavg()
+    elements = 2 * args.size * args.size
+    approx_body = elements * 20 + 1024  # ~19 B per float64 in JSON
+    server_env = {}
+    if approx_body > DEFAULT_MAX_BODY or elements > DEFAULT_MAX_ELEMENTS:  # the benchmark measures speed, not limits
+        server_env = {"LOSS_SERVICE_MAX_BODY_BYTES": str(max(DEFAULT_MAX_BODY, 2 * approx_body)),
+                      "LOSS_SERVICE_MAX_ELEMENTS": str(max(DEFAULT_MAX_ELEMENTS, elements))}
+        print(f"note: --size {args.size} is over the service's default limits; the service runs with {server_env}")
+    client_cls = CLIENTS[args.client]
+    large: list[dict] = []
+    small = None
+    clients: dict[str, Any] = {}
+    with sigterm_as_exit(), Server("service.app:app", env=server_env) as service, \
+            Server("bench.idiomatic_app:app") as idiomatic:
+        try:
+            clients = {"service": client_cls(service.port), "idiomatic": client_cls(idiomatic.port)}
+            print(f"servers up (service :{service.port}, idiomatic :{idiomatic.port}); client {client_cls.name}; "
+                  f"load average {env['load_start']}", flush=True)
+            for name in args.losses:
+                large.append(run_large(name, args, clients))
+            if not args.no_small:
+                small = run_small(args, clients)
+            env["server_peak_rss_mb"] = {"service": service.rss_mb(), "idiomatic": idiomatic.rss_mb()}
+            env["client_retries"] = {k: c.retries for k, c in clients.items()}
+        finally:
+            for c in clients.values():
+                c.close()
+    env["load_end"] = loadavg()
+    table = print_report(env, args, large, small, client_cls.name)
+    path = write_results("http", {"environment": env, "args": vars(args), "client": client_cls.name,
+                                  "large": large, "small": small, "table_markdown": table})
+    print(f"\nraw results: {relpath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,614 @@
+"""Issue 3 benchmark: every registered loss's value and gradient on ~1,000,000 elements, in-process,
+beside PyTorch's CPU forward + backward for the same quantity.
+
+Registry-driven: each loss in ``service.engine.all_losses()`` gets a y_pred shape of about 10^6
+elements (``(10000, 100)`` unless listed in ``SHAPES``; Circle is O(B^2 D), CTC is (batch, time,
+classes)), inputs from ``loss.sample(rng, shape, defaults)``, and is timed as
+``compute(name, y_true, y_pred, outputs=("loss", "gradient"), dtype=...)`` -- validation,
+forward, reduction, gradient and the finiteness check, exactly what a request pays after parsing.
+Some losses get a second row with ``from_logits=true`` (where PyTorch users call the fused
+built-ins).
+
+PyTorch (optional, a benchmark extra only: ``pip install torch==2.13.0``) computes the same
+quantity on the same data in the same dtype: a ``torch.nn.functional`` built-in where one computes
+exactly the Keras quantity, otherwise the Keras formula written with torch ops (the table says
+which). Timed: building the leaf tensor (zero-copy ``from_numpy``), forward, ``backward()``.
+``torch.set_num_threads(1)`` by default (NumPy's elementwise ops are single-threaded); the default
+thread count is printed. Before timing, loss and gradient are checked against ours (float32: rtol
+1e-4 on the loss, relative L2 error 1e-4 on the gradient; float64: 1e-8).
+
+Method: warm-up calls, then ``--repeats`` rounds in which ours and torch in each dtype run
+interleaved (order rotating); medians reported. Losses whose ratio ours/torch exceeds 1.5 are
+profiled line by line (``--profile``): the costliest source lines of one ``compute`` call.
+
+Prints a Markdown table; raw samples go to ``bench/results/losses-*.json`` (gitignored).
+Example: ``.venv/bin/python bench/bench_losses.py --repeats 7``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import numpy as np
+
+from bench._common import ROOT, describe_git, environment, fmt_ms, loadavg, relpath, summarize, write_results
+from bench._lineprof import LineProfiler
+from service.engine import all_losses, compute, get_loss
+
+try:  # optional: the comparison needs it, the script does not
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover - depends on the environment
+    torch = None
+    F = None
+
+EPS = 1e-7  # keras.backend.epsilon()
+TARGET = 1.5  # issue 3: no loss slower than PyTorch by more than 1.5x
+
+# y_pred shapes with ~1e6 elements where (10000, 100) does not suit the loss
+SHAPES: dict[str, tuple[int, ...]] = {
+    "circle": (1000, 1000),  # (B, D): the pairwise work is B^2 D = 1e9 multiply-adds, B x B = 1e6 pairs
+    "ctc": (25, 400, 100),  # (B, T, C) logits; labels up to T // 2 = 200 tokens
+}
+DEFAULT_SHAPES = {1: (1_000_000,), 2: (10_000, 100), 3: (100, 100, 100), 4: (10, 100, 100, 10)}
+
+# extra rows with other parameters (PyTorch's fused built-ins work on logits)
+VARIANTS: dict[str, list[dict[str, Any]]] = {
+    "binary_crossentropy": [{"from_logits": True}],
+    "categorical_crossentropy": [{"from_logits": True}],
+    "sparse_categorical_crossentropy": [{"from_logits": True}],
+}
+
+BUILTIN, OPS = "torch.nn built-in", "torch ops"
+
+
+# --- the PyTorch side ---------------------------------------------------------------------------------
+# Each entry: (kind, description, target kind, factory(params) -> fn(x, target) -> scalar loss tensor).
+# Target kinds: "same" (y_true as a tensor of x's dtype), "labels" (int64), "ctc" (labels + lengths).
+
+def _keras_hinge_labels(y):
+    return 2 * y - 1 if bool(torch.all((y == 0) | (y == 1))) else y
+
+
+def _probs_or_softmax(x, from_logits: bool):
+    return torch.softmax(x, -1) if from_logits else x
+
+
+def _binary_focal(p):
+    def fn(x, y):
+        prob = torch.sigmoid(x) if p["from_logits"] else x
+        if p["label_smoothing"]:
+            y = y * (1 - p["label_smoothing"]) + 0.5 * p["label_smoothing"]
+        pc = prob.clamp(EPS, 1 - EPS)
+        bce = -(y * torch.log(pc) + (1 - y) * torch.log(1 - pc))
+        u = (1 - (y * prob + (1 - y) * (1 - prob))).clamp_min(0)
+        value = u.pow(p["gamma"]) * bce
+        if p["apply_class_balancing"]:
+            value = (y * p["alpha"] + (1 - y) * (1 - p["alpha"])) * value
+        return value.mean()
+    return fn
+
+
+def _categorical_focal(p):
+    def fn(x, y):
+        s = _probs_or_softmax(x, p["from_logits"])
+        if p["label_smoothing"]:
+            y = y * (1 - p["label_smoothing"]) + p["label_smoothing"] / x.shape[-1]
+        pc = (s / s.sum(-1, keepdim=True)).clamp(EPS, 1 - EPS)
+        alpha = torch.as_tensor(p["alpha"], dtype=x.dtype)
+        return (-(alpha * (1 - pc).pow(p["gamma"]) * y * torch.log(pc))).sum(-1).mean()
+    return fn
+
+
+def _cce_probs(p):
+    def fn(x, y):
+        if p["label_smoothing"]:
+            y = y * (1 - p["label_smoothing"]) + p["label_smoothing"] / x.shape[-1]
+        pc = (x / x.sum(-1, keepdim=True)).clamp(EPS, 1 - EPS)
+        return -(y * torch.log(pc)).sum(-1).mean()
+    return fn
+
+
+def _cce_logits(p):
+    return lambda x, y: F.cross_entropy(x, y, label_smoothing=p["label_smoothing"])
+
+
+def _scce(p):
+    if p["from_logits"]:
+        return lambda x, labels: F.cross_entropy(x, labels)
+
+    def fn(x, labels):
+        pc = (x / x.sum(-1, keepdim=True)).clamp(EPS, 1 - EPS)
+        return F.nll_loss(torch.log(pc), labels)
+    return fn
+
+
+def _circle(p):
+    gamma, m = p["gamma"], p["margin"]
+
+    def fn(x, labels):
+        same = labels[:, None] == labels[None, :]
+        pos = same & ~torch.eye(len(labels), dtype=torch.bool) if p["remove_diagonal"] else same
+        neg = ~same
+        dist = (1 - x @ x.T).clamp_min(0)
+        wp = ((m + dist) * pos).clamp_min(0)
+        wn = ((1 + m - dist) * neg).clamp_min(0)
+        a = (-gamma * wp * (m - dist)).masked_fill(~pos, -math.inf)
+        b = (gamma * wn * ((1 - m) - dist)).masked_fill(~neg, -math.inf)
+        per_sample = F.softplus(torch.logsumexp(a, 1) + torch.logsumexp(b, 1))
+        valid = per_sample > 0  # Keras masks the loss to its positive entries
+        return (per_sample * valid).sum() / valid.sum().clamp_min(1)
+    return fn
+
+
+def _ctc(p):
+    def fn(x, target):
+        labels, lengths = target
+        logp = F.log_softmax(x, -1).transpose(0, 1)  # (T, B, C)
+        inputs = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+        return F.ctc_loss(logp, labels, inputs, lengths, blank=0, reduction="none").mean()
+    return fn
+
+
+def _dice(p):
+    def fn(x, y):
+        axes = _axes(p, x)
+        inter = (y * x).sum(axes)
+        return (1 - 2 * inter / (y.sum(axes) + x.sum(axes) + EPS)).mean()
+    return fn
+
+
+def _tversky(p):
+    def fn(x, y):
+        axes = _axes(p, x)
+        tp = (y * x).sum(axes)
+        fp = ((1 - y) * x).sum(axes)
+        fn_ = (y * (1 - x)).sum(axes)
+        return (1 - tp / (tp + p["alpha"] * fp + p["beta"] * fn_ + EPS)).mean()
+    return fn
+
+
+def _axes(p, x):
+    axis = p.get("axis")
+    if axis is None:
+        return tuple(range(x.ndim))
+    return tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+
+
+TORCH: dict[str, tuple[str, str, str, Callable]] = {
+    "mean_squared_error": (BUILTIN, "F.mse_loss", "same", lambda p: lambda x, y: F.mse_loss(x, y)),
+    "mean_absolute_error": (BUILTIN, "F.l1_loss", "same", lambda p: lambda x, y: F.l1_loss(x, y)),
+    "huber": (BUILTIN, "F.huber_loss", "same", lambda p: lambda x, y: F.huber_loss(x, y, delta=p["delta"])),
+    "log_cosh": (OPS, "e + softplus(-2e) - log 2", "same",
+                 lambda p: lambda x, y: ((x - y) + F.softplus(-2 * (x - y)) - math.log(2.0)).mean()),
+    "mean_absolute_percentage_error": (OPS, "100 abs(y - x) / max(abs(y), eps)", "same",
+                                       lambda p: lambda x, y: 100 * ((y - x) / y.abs().clamp_min(EPS)).abs().mean()),
+    "mean_squared_logarithmic_error": (OPS, "(log(max(x,eps)+1) - log(max(y,eps)+1))^2", "same",
+                                       lambda p: lambda x, y: (torch.log(x.clamp_min(EPS) + 1)
+                                                               - torch.log(y.clamp_min(EPS) + 1)).square().mean()),
+    "poisson": (BUILTIN, "F.poisson_nll_loss(log_input=False, eps=1e-7)", "same",
+                lambda p: lambda x, y: F.poisson_nll_loss(x, y, log_input=False, full=False, eps=EPS)),
+    "kl_divergence": (BUILTIN, "F.kl_div(log clamp(x), clamp(y), 'batchmean')", "same",
+                      lambda p: lambda x, y: F.kl_div(torch.log(x.clamp(EPS, 1)), y.clamp(EPS, 1),
+                                                      reduction="batchmean")),
+    "binary_crossentropy": (BUILTIN, "F.binary_cross_entropy", "same",
+                            lambda p: lambda x, y: F.binary_cross_entropy(x, y)),
+    "binary_crossentropy|from_logits": (BUILTIN, "F.binary_cross_entropy_with_logits", "same",
+                                        lambda p: lambda x, y: F.binary_cross_entropy_with_logits(x, y)),
+    "binary_focal_crossentropy": (OPS, "Keras focal formula", "same", _binary_focal),
+    "categorical_crossentropy": (OPS, "renormalise, clamp, -sum y log p", "same", _cce_probs),
+    "categorical_crossentropy|from_logits": (BUILTIN, "F.cross_entropy (probability targets)", "same", _cce_logits),
+    "sparse_categorical_crossentropy": (OPS, "renormalise, clamp, log + F.nll_loss", "labels", _scce),
+    "sparse_categorical_crossentropy|from_logits": (BUILTIN, "F.cross_entropy (class indices)", "labels", _scce),
+    "categorical_focal_crossentropy": (OPS, "Keras focal formula", "same", _categorical_focal),
+    "categorical_generalized_cross_entropy": (OPS, "(1 - p_y^q) / q", "labels",
+                                              lambda p: lambda x, labels: ((1 - x.gather(-1, labels[:, None])
+                                                                            .squeeze(-1).pow(p["q"])) / p["q"]).mean()),
+    "categorical_hinge": (OPS, "max(max (1-y)x - sum yx + 1, 0)", "same",
+                          lambda p: lambda x, y: ((((1 - y) * x).amax(-1) - (y * x).sum(-1) + 1)
+                                                  .clamp_min(0).mean())),
+    "hinge": (OPS, "max(1 - y x, 0)", "same",
+              lambda p: lambda x, y: (1 - _keras_hinge_labels(y) * x).clamp_min(0).mean()),
+    "squared_hinge": (OPS, "max(1 - y x, 0)^2", "same",
+                      lambda p: lambda x, y: (1 - _keras_hinge_labels(y) * x).clamp_min(0).square().mean()),
+    "cosine_similarity": (BUILTIN, "-F.cosine_similarity", "same",
+                          lambda p: lambda x, y: -F.cosine_similarity(x, y, dim=p["axis"]).mean()),
+    "dice": (OPS, "1 - 2 sum yx / (sum y + sum x + eps)", "same", _dice),
+    "tversky": (OPS, "1 - TP / (TP + a FP + b FN + eps)", "same", _tversky),
+    "circle": (OPS, "Keras Circle formula (pairwise, logsumexp)", "labels", _circle),
+    "ctc": (BUILTIN, "F.log_softmax + F.ctc_loss", "ctc", _ctc),
+}
+
+
+def torch_entry(name: str, params: dict[str, Any]):
+    key = f"{name}|from_logits" if params.get("from_logits") else name
+    return TORCH.get(key)
+
+
+def torch_target(kind: str, y_true: np.ndarray, dtype) -> Any:
+    if kind == "labels":
+        return torch.from_numpy(np.ascontiguousarray(y_true).astype(np.int64))
+    if kind == "ctc":
+        labels = np.ascontiguousarray(y_true).astype(np.int64)
+        return torch.from_numpy(labels), torch.from_numpy(np.count_nonzero(labels, axis=1).astype(np.int64))
+    return torch.from_numpy(np.ascontiguousarray(y_true, dtype=dtype))
+
+
+# --- cases ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    name: str
+    params: dict[str, Any]  # overrides of the defaults
+    shape: tuple[int, ...]
+    label: str = ""
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)  # dtype -> prepared inputs
+
+    @property
+    def title(self) -> str:
+        extra = ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in self.params.items())
+        return f"{self.name} ({extra})" if extra else self.name
+
+
+def shape_for(loss, overrides: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
+    if loss.name in overrides:
+        return overrides[loss.name]
+    if loss.name in SHAPES:
+        return SHAPES[loss.name]
+    return DEFAULT_SHAPES.get(len(loss.sample_shape), DEFAULT_SHAPES[2])
+
+
+def build_cases(names: list[str] | None, overrides) -> list[Case]:
+    losses = [get_loss(n) for n in names] if names else all_losses()
+    cases = []
+    for loss in losses:
+        shape = shape_for(loss, overrides)
+        cases.append(Case(loss.name, {}, shape))
+        for variant in VARIANTS.get(loss.name, []):
+            if all(any(q.name == k for q in loss.params) for k in variant):
+                cases.append(Case(loss.name, dict(variant), shape))
+    return cases
+
+
+def prepare(case: Case, dtypes: list[str], seed: int) -> None:
+    loss = get_loss(case.name)
+    params = {q.name: q.default for q in loss.params} | case.params
+    rng = np.random.Generator(np.random.PCG64(seed))
+    arrays = loss.sample(rng, case.shape, params)
+    for dt in dtypes:
+        npdt = np.dtype(dt)
+        case.data[dt] = {"params": params,
+                         "y_true": np.ascontiguousarray(arrays["y_true"], dtype=npdt),  # labels stay exact
+                         "y_pred": np.ascontiguousarray(arrays["y_pred"], dtype=npdt)}
+
+
+# --- timing ---------------------------------------------------------------------------------------------
+
+def ours_fn(case: Case, dt: str) -> Callable[[], Any]:
+    d = case.data[dt]
+    return lambda: compute(case.name, d["y_true"], d["y_pred"], params=case.params,
+                           outputs=("loss", "gradient"), dtype=dt)
+
+
+def torch_fn(case: Case, dt: str) -> Callable[[], Any] | None:
+    entry = torch_entry(case.name, case.data[dt]["params"]) if torch is not None else None
+    if entry is None:
+        return None
+    _, _, target_kind, factory = entry
+    d = case.data[dt]
+    loss_fn = factory(d["params"])
+    target = torch_target(target_kind, d["y_true"], np.dtype(dt))
+    y_pred = d["y_pred"]
+
+    def run():
+        x = torch.from_numpy(y_pred).requires_grad_(True)  # zero-copy leaf
+        value = loss_fn(x, target)
+        value.backward()
+        return value.detach(), x.grad
+    return run
+
+
+def agreement(ours, theirs, dt: str) -> dict[str, Any]:
+    tol = 1e-4 if dt == "float32" else 1e-8
+    lo, lt = float(np.asarray(ours.loss)), float(theirs[0])
+    loss_err = abs(lo - lt) / max(abs(lt), 1e-30)
+    go = np.asarray(ours.gradient, dtype=np.float64)
+    gt = theirs[1].numpy().astype(np.float64)
+    if go.shape != gt.shape:
+        return {"ok": False, "why": f"gradient shape {go.shape} vs torch {gt.shape}"}
+    grad_err = float(np.linalg.norm(go - gt) / max(np.linalg.norm(gt), 1e-30))
+    ok = loss_err <= tol and grad_err <= tol
+    return {"ok": ok, "loss_ours": lo, "loss_torch": lt, "loss_rel_err": loss_err, "grad_rel_l2_err": grad_err,
+            "tol": tol}
+
+
+def time_case(case: Case, args) -> dict[str, Any]:
+    """Warm up, check agreement, then interleave ours/torch over dtypes for --repeats rounds."""
+    fns: dict[str, Callable[[], Any]] = {}
+    out: dict[str, Any] = {"loss": case.name, "params": case.params, "shape": list(case.shape), "agree": {}}
+    for dt in args.dtypes:
+        fns[f"ours {dt}"] = ours_fn(case, dt)
+        tf = torch_fn(case, dt) if not args.no_torch else None
+        if tf is not None:
+            fns[f"torch {dt}"] = tf
+            if args.torch_default_threads and dt == "float32":
+                fns[f"torch {dt} default threads"] = tf
+    entry = torch_entry(case.name, case.data[args.dtypes[0]]["params"]) if torch is not None else None
+    if entry:
+        out["torch"] = {"kind": entry[0], "what": entry[1]}
+
+    # warm-up and agreement (ours first: an invalid input fails here, not inside the timing)
+    first: dict[str, Any] = {}
+    for key, fn in fns.items():
+        first[key] = fn()
+        for _ in range(args.warmup - 1):
+            fn()
+    for dt in args.dtypes:
+        if f"torch {dt}" in first:
+            out["agree"][dt] = agreement(first[f"ours {dt}"], first[f"torch {dt}"], dt)
+    a32, a64 = out["agree"].get("float32"), out["agree"].get("float64")
+    if a32 and not a32["ok"] and a64 and a64["ok"] and "grad_rel_l2_err" in a32:
+        # float32 results differ: is it float32 rounding (both as far from the float64 result) or a bug?
+        ref = np.asarray(first["ours float64"].gradient, dtype=np.float64)
+        err = lambda g: float(np.linalg.norm(np.asarray(g, dtype=np.float64) - ref) / max(np.linalg.norm(ref), 1e-30))
+        ours_err, torch_err = err(first["ours float32"].gradient), err(first["torch float32"][1].numpy())
+        a32.update(ours_grad_err_vs_f64=ours_err, torch_grad_err_vs_f64=torch_err)
+        if ours_err <= max(a32["tol"], 2 * torch_err):
+            a32["ok"] = True
+            a32["note"] = f"float32 rounding: ours {ours_err:.0e}, torch {torch_err:.0e} from the float64 gradient"
+    del first
+
+    # budget: fewer rounds for slow cases so the script stays bounded (at least 3)
+    t0 = time.perf_counter()
+    for fn in fns.values():
+        fn()
+    one_round = time.perf_counter() - t0
+    repeats = args.repeats
+    if one_round * repeats > args.budget:
+        repeats = max(3, int(args.budget / max(one_round, 1e-9)))
+    out["repeats"] = repeats
+
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    keys = list(fns)
+    for i in range(repeats):
+        order = keys[i % len(keys):] + keys[:i % len(keys)]
+        for key in order:
+            threads = default_threads if key.endswith("default threads") else args.torch_threads
+            if key.startswith("torch") and torch is not None:
+                torch.set_num_threads(threads)
+            gc.collect()
+            t0 = time.perf_counter()
+            fns[key]()
+            samples[key].append(time.perf_counter() - t0)
+    if torch is not None:
+        torch.set_num_threads(args.torch_threads)
+    out["samples_s"] = samples
+    out["stats"] = {k: summarize(v) for k, v in samples.items()}
+    out["ratios"] = {}
+    for dt in args.dtypes:
+        if f"torch {dt}" in samples:
+            out["ratios"][dt] = out["stats"][f"ours {dt}"]["median_ms"] / out["stats"][f"torch {dt}"]["median_ms"]
+    return out
+
+
+def profile_case(case: Case, dt: str, runs: int = 3, top: int = 12) -> dict[str, Any]:
+    fn = ours_fn(case, dt)
+    fn()
+    prof = LineProfiler(ROOT)
+    for _ in range(runs):
+        gc.collect()
+        prof.run(fn)
+    return {"loss": case.title, "dtype": dt, "total_ms": prof.total_ms(), "lines": prof.top(top)}
+
+
+# --- report ---------------------------------------------------------------------------------------------
+
+def report(results: list[dict], args, env: dict) -> str:
+    lines = []
+    v = env["versions"]
+    threads = (f"torch threads {args.torch_threads} (default {default_threads})"
+               if torch is not None else "PyTorch not installed")
+    lines.append(f"Python {v['python']}, NumPy {v['numpy']}, torch {v['torch']}; {env['cpu_count']} CPUs; {threads}; "
+                 f"median of {args.repeats} interleaved rounds (fewer for cases over the {args.budget:.0f} s budget) "
+                 f"after {args.warmup} warm-up; load average {env['load_start']} at start, {env['load_end']} at end; "
+                 f"{describe_git(env)}.")
+    lines.append("")
+    compare = torch is not None and not args.no_torch
+    head = ["loss", "y_pred shape"] + (["PyTorch equivalent"] if compare else [])
+    for dt in args.dtypes:
+        short = dt.replace("float", "f")
+        head += [f"ours {short}"] + ([f"torch {short}", f"ours/torch {short}"] if compare else [])
+    if args.torch_default_threads and compare:
+        head.append(f"torch f32, {default_threads} threads")
+    if compare:
+        head.append("values agree")
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for res in results:
+        if "error" in res:
+            lines.append(f"| {res['title']} | {'x'.join(map(str, res['shape']))} | error: {res['error']} |")
+            continue
+        st = res["stats"]
+        torch_info = res.get("torch")
+        row = [res["title"], "x".join(map(str, res["shape"]))]
+        if compare:
+            row.append(f"{torch_info['what']} ({torch_info['kind']})" if torch_info else "– (no PyTorch mapping)")
+        for dt in args.dtypes:
+            row.append(f"{fmt_ms(st[f'ours {dt}']['median_ms'])} ms")
+            if not compare:
+                continue
+            if f"torch {dt}" in st:
+                ratio = res["ratios"][dt]
+                flag = " ⚠" if ratio > TARGET else ""
+                row += [f"{fmt_ms(st[f'torch {dt}']['median_ms'])} ms", f"**{ratio:.2f}x**{flag}"]
+            else:
+                row += ["–", "–"]
+        if args.torch_default_threads and compare:
+            key = "torch float32 default threads"
+            row.append(f"{fmt_ms(st[key]['median_ms'])} ms" if key in st else "–")
+        if compare:
+            row.append(agree_cell(res["agree"]))
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    slow = [r for r in results if any(x > TARGET for x in r.get("ratios", {}).values())]
+    lines.append("")
+    if not compare:
+        lines.append("No PyTorch comparison in this run.")
+    elif slow:
+        lines.append(f"Slower than PyTorch by more than {TARGET}x: " + ", ".join(
+            f"{r['title']} ({', '.join(f'{dt}: {x:.2f}x' for dt, x in r['ratios'].items())})" for r in slow))
+    else:
+        lines.append(f"Every compared loss is within {TARGET}x of PyTorch.")
+    text = "\n".join(lines)
+    print("\n" + text)
+    return text
+
+
+def agree_cell(agree: dict[str, dict]) -> str:
+    if not agree:
+        return "–"
+    bad = {dt: a for dt, a in agree.items() if not a["ok"]}
+    if bad:
+        return "**NO**: " + "; ".join(
+            f"{dt} " + (a["why"] if "why" in a else f"loss {a['loss_rel_err']:.0e}, grad {a['grad_rel_l2_err']:.0e}")
+            for dt, a in bad.items())
+    worst = max(max(a["loss_rel_err"], a["grad_rel_l2_err"]) for a in agree.values() if a["tol"] > 1e-6) \
+        if any(a["tol"] > 1e-6 for a in agree.values()) else 0.0
+    notes = [a["note"] for a in agree.values() if a.get("note")]
+    text = f"yes (f32 rel. err {worst:.0e})" if "float32" in agree else "yes"
+    return text + (f"; {notes[0]}" if notes else "")
+
+
+def print_profile(prof: dict) -> str:
+    lines = [f"\n### {prof['loss']} ({prof['dtype']}): {prof['total_ms']:.1f} ms per compute() under the line tracer",
+             "", "| ms | share | hits | where | line |", "|---|---|---|---|---|"]
+    for row in prof["lines"]:
+        src = row["source"].replace("|", "\\|")
+        if len(src) > 110:
+            src = src[:107] + "..."
+        lines.append(f"| {row['ms']:.2f} | {row['share']:.0%} | {row['hits']} | {row['where']} | `{src}` |")
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+# --- main -----------------------------------------------------------------------------------------------
+
+default_threads = 0
+
+
+def parse_shape_override(items: list[str]) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for item in items:
+        name, _, shape = item.partition("=")
+        out[get_loss(name.strip()).name] = tuple(int(n) for n in shape.lower().split("x"))
+    return out
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--losses", default="", help="comma-separated names (default: every registered loss)")
+    ap.add_argument("--dtypes", default="float32,float64", help="comma-separated (default float32,float64)")
+    ap.add_argument("--repeats", type=int, default=7, help="timed rounds per case (default 7)")
+    ap.add_argument("--warmup", type=int, default=2, help="warm-up calls per function (default 2, min 1)")
+    ap.add_argument("--budget", type=float, default=30.0,
+                    help="seconds of timed rounds per case; slow cases get fewer rounds, at least 3 (default 30)")
+    ap.add_argument("--shape", action="append", default=[], metavar="NAME=AxB[xC]",
+                    help="override a loss's y_pred shape, e.g. --shape circle=2000x500 (repeatable)")
+    ap.add_argument("--no-variants", action="store_true", help="skip the from_logits rows")
+    ap.add_argument("--no-torch", action="store_true", help="time ours only")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch.set_num_threads (default 1)")
+    ap.add_argument("--torch-default-threads", action="store_true",
+                    help="add a float32 torch column with torch's default thread count")
+    ap.add_argument("--profile", default="auto",
+                    help="'auto': line-profile losses over 1.5x torch; 'none'; or comma-separated loss names")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    if any(d not in ("float32", "float64") for d in args.dtypes) or not args.dtypes:
+        ap.error("--dtypes takes float32 and/or float64")
+    if args.repeats < 1 or args.warmup < 1 or args.torch_threads < 1:
+        ap.error("--repeats, --warmup and --torch-threads must be >= 1")
+    args.names = [n.strip() for n in args.losses.split(",") if n.strip()] or None
+    args.shapes = parse_shape_override(args.shape)
+    return args
+
+
+def main(argv=None) -> int:
+    global default_threads
+    args = parse_args(argv)
+    if torch is None:
+        print("PyTorch is not installed, so only our timings are shown. It is a benchmark extra, never a runtime "
+              "dependency: install it with `.venv/bin/pip install torch==2.13.0` (CPU wheel) to compare.\n")
+        args.no_torch = True
+    else:
+        default_threads = torch.get_num_threads()
+        torch.set_num_threads(args.torch_threads)
+    env = environment("numpy", "torch")
+    env["load_start"] = loadavg()
+    env["torch_default_threads"] = default_threads or None
+
+    cases = build_cases(args.names, args.shapes)
+    if args.no_variants:
+        cases = [c for c in cases if not c.params]
+    results = []
+    print(f"{len(cases)} cases; dtypes {', '.join(args.dtypes)}; load average {env['load_start']}", flush=True)
+    for case in cases:
+        t0 = time.perf_counter()
+        try:
+            prepare(case, args.dtypes, args.seed)
+            res = time_case(case, args)
+        except Exception as exc:  # noqa: BLE001 - one broken or new loss must not stop the table
+            res = {"loss": case.name, "params": case.params, "shape": list(case.shape),
+                   "error": f"{type(exc).__name__}: {exc}"[:200], "traceback": traceback.format_exc()}
+        res["title"] = case.title
+        results.append(res)
+        if "error" in res:
+            print(f"  {case.title}: ERROR {res['error']}", flush=True)
+        else:
+            parts = [f"{k} {fmt_ms(s['median_ms'])}" for k, s in res["stats"].items()]
+            print(f"  {case.title} {'x'.join(map(str, case.shape))}: " + ", ".join(parts)
+                  + f" ms  [{time.perf_counter() - t0:.1f} s]", flush=True)
+        case.data.clear()  # free the inputs
+
+    env["load_end"] = loadavg()
+    table = report(results, args, env)
+
+    profiles = []
+    if args.profile != "none":
+        if args.profile == "auto":
+            targets = [(r["title"], max(r["ratios"], key=r["ratios"].get)) for r in results
+                       if any(x > TARGET for x in r.get("ratios", {}).values())]
+        else:
+            wanted = {get_loss(n.strip()).name for n in args.profile.split(",") if n.strip()}
+            targets = [(r["title"], args.dtypes[0]) for r in results if r["loss"] in wanted and "error" not in r]
+        by_title = {c.title: c for c in cases}
+        for title, dt in targets:
+            case = by_title[title]
+            prepare(case, [dt], args.seed)
+            try:
+                prof = profile_case(case, dt)
+            finally:
+                case.data.clear()
+            prof["markdown"] = print_profile(prof)
+            profiles.append(prof)
+
+    path = write_results("losses", {"environment": env, "args": {k: v for k, v in vars(args).items()},
+                                    "results": results, "profiles": profiles, "table_markdown": table})
+    print(f"\nraw results: {relpath(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

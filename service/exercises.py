@@ -1,0 +1,175 @@
+"""Seeded exercises: deterministic inputs in each loss's valid domain (``POST /v1/exercises``).
+
+The same request gives the same numbers in every release: the algorithm below is part of the
+API, and changing it is a breaking change (``tests/test_exercises.py`` pins exact numbers).
+
+The algorithm, for a request ``{loss, params, shape, seed, sample_weight, decimals}``:
+
+1. ``params`` are validated and completed with their defaults, as for a loss request.
+   ``shape`` is y_pred's shape (default: the loss's ``sample_shape``); ``decimals`` defaults to 4.
+2. ``rng = numpy.random.Generator(numpy.random.PCG64(seed))``: one generator for the request.
+3. ``y_true`` and then ``y_pred`` are drawn from ``rng`` by the loss's ``sample`` method. The
+   default (most losses) draws each array by its *kind* (``service.engine.sampling.KINDS``):
+   ``real`` normal(0, 1); ``logits`` normal(0, 2) (y_pred of every loss with from_logits=true);
+   ``positive`` uniform(0.1, 3); ``probability`` uniform(0.05, 0.95); ``binary`` integers {0, 1};
+   ``pm1`` integers {-1, 1}; ``counts`` poisson(2); ``one_hot`` a uniform class per row of the
+   last axis, one-hot encoded; ``labels`` uniform integer classes of shape ``shape[:-1]``;
+   ``simplex`` softmax of normal(0, 1) over the last axis (after rounding, the rounding residue
+   goes to each row's largest entry so rows still sum to 1); ``unit_rows`` normal(0, 1) rows
+   scaled to unit L2 norm. Each array is then rounded with ``numpy.round(x, decimals)`` (round
+   half to even). Losses with structured inputs document their own draw in their ``sample``
+   method: ``circle`` (labels that repeat, then unit embeddings) and ``ctc`` (label lengths,
+   tokens with trailing 0 padding, then logits), and any loss added later likewise.
+4. When ``params.axis`` is a single axis other than the last, step 3 draws for the shape with
+   that axis moved last, and the arrays of y_pred's rank are moved back with
+   ``numpy.moveaxis(x, -1, axis)`` (labels, drawn without the class axis, stay as drawn).
+5. With ``sample_weight: true``, the per-sample shape of the loss on these inputs is computed
+   (reduction none) and ``sample_weight = round(rng.uniform(0.5, 2.0, per_sample_shape),
+   decimals)`` is drawn from the same ``rng``, after y_true and y_pred.
+6. The inputs are checked by the loss itself (its shape and domain checks): a shape the loss
+   cannot take is a 422 naming ``shape``. Arrays whose values are all integers (labels, one-hot
+   rows, {0, 1} targets) are written as JSON integers.
+
+Nothing here imports the web framework: bodies in, bodies out, like ``service.pipeline``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from schemas.grading import ExerciseRequest
+
+from . import wire
+from .engine import compute, get_loss
+from .engine.errors import ErrorItem, InvalidInput, LimitExceeded, ShapeError, UnknownLoss
+from .engine.params import bind, normalize_axes
+from .engine.registry import Loss
+from .engine.sampling import draw, rng_for
+from .pipeline import Limits, validation_error
+
+DEFAULT_DECIMALS = 4
+
+
+@dataclass
+class Exercise:
+    loss: Loss
+    params: dict[str, Any]  # every parameter, defaults included
+    shape: tuple[int, ...]
+    seed: int
+    decimals: int | None
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    sample_weight: np.ndarray | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"seed": self.seed, "shape": list(self.shape), "decimals": self.decimals,
+                "sample_weight": self.sample_weight is not None}
+
+
+def _where(loc: tuple) -> str:
+    return "".join(f"{part}." for part in loc)
+
+
+def check_shape(shape: Sequence[int], limits: Limits, loc: tuple = ()) -> tuple[int, ...]:
+    """Rank and size limits of a requested y_pred shape (dims >= 1 are checked by the schema)."""
+    where = _where(loc) + "shape"
+    if not 1 <= len(shape) <= limits.max_rank:
+        raise InvalidInput(f"{where} has {len(shape)} dimensions; send 1 to {limits.max_rank} "
+                           f"(LOSS_SERVICE_MAX_RANK), e.g. [4, 3].", (*loc, "shape"))
+    if any(d < 1 for d in shape):
+        raise InvalidInput(f"{where} {list(shape)} has a dimension below 1; every dimension must be at least 1.",
+                           (*loc, "shape"))
+    size = math.prod(shape)
+    if 2 * size > limits.max_elements:
+        raise LimitExceeded(f"{where} {list(shape)} holds {size:,} numbers; y_true and y_pred together would go "
+                            f"over the limit of {limits.max_elements:,} (LOSS_SERVICE_MAX_ELEMENTS); ask for a "
+                            f"smaller shape.", (*loc, "shape"))
+    return tuple(int(d) for d in shape)
+
+
+def _class_axis(p: Mapping[str, Any], ndim: int) -> int | None:
+    """The axis to draw last (step 4), or None when it already is the last one."""
+    axis = p.get("axis")
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool):
+        k = normalize_axes(int(axis), ndim)[0]
+        return k if k != ndim - 1 else None
+    return None
+
+
+def generate(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | None, seed: int, *,
+             sample_weight: bool = False, decimals: int | None = DEFAULT_DECIMALS, limits: Limits,
+             loc: tuple = ()) -> Exercise:
+    """The documented algorithm (module docstring). ``loc`` prefixes the fields named in errors
+    (``("exercise",)`` inside a grade request)."""
+    p = bind(spec.params, params)
+    shape = check_shape(tuple(spec.sample_shape) if shape is None else tuple(shape), limits, loc)
+    where = _where(loc) + "shape"
+    rng = rng_for(seed)
+    k = _class_axis(p, len(shape))
+    draw_shape = shape if k is None else shape[:k] + shape[k + 1:] + (shape[k],)
+    try:
+        with np.errstate(all="ignore"):
+            arrays = spec.sample(rng, draw_shape, p, decimals)
+    except ShapeError as err:
+        raise ShapeError(f"{where} {list(shape)} does not fit {spec.name}: {err.detail}", (*loc, "shape")) from None
+    y_true, y_pred = (np.asarray(arrays[f], dtype=np.float64) for f in ("y_true", "y_pred"))
+    if k is not None:
+        y_true = np.moveaxis(y_true, -1, k) if y_true.ndim == len(shape) else y_true
+        y_pred = np.moveaxis(y_pred, -1, k)
+    try:
+        result = compute(spec, y_true, y_pred, params=p, reduction="none", outputs=("per_sample",))
+    except ShapeError as err:
+        raise ShapeError(f"{where} {list(shape)} does not fit {spec.name}: {err.detail}", (*loc, "shape")) from None
+    except InvalidInput as err:  # pragma: no cover - a sampler bug; the registry tests guard every loss
+        raise InvalidInput(f"The exercise drawn for {spec.name} with {where} {list(shape)} and decimals={decimals} "
+                           f"is not valid for the loss ({err.detail}); try more decimals or another shape.",
+                           (*loc, "decimals")) from None
+    weights = None
+    if sample_weight:
+        weights = draw("weights", rng, tuple(result.per_sample.shape), decimals)
+    return Exercise(spec, p, shape, seed, decimals, y_true, y_pred, weights)
+
+
+def as_json_array(x: np.ndarray) -> np.ndarray:
+    """Integral arrays (labels, one-hot rows, {0, 1} targets) as int64, so they read as integers."""
+    if x.size and np.all(np.abs(x) < 2**53) and np.array_equal(x, np.round(x)):
+        return x.astype(np.int64)
+    return x
+
+
+def unknown_loss_in_body(err: UnknownLoss, loc: tuple = ("loss",)) -> UnknownLoss:
+    err.errors = [ErrorItem(loc, e.msg) for e in err.errors]
+    return err
+
+
+def validate_body(model: type[BaseModel], obj: Any, what: str) -> Any:
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"The body must be a JSON object ({what}).", ("body",))
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise validation_error(exc.errors(include_url=False)) from None
+
+
+def exercise_response(body: bytes, limits: Limits) -> bytes:
+    """``POST /v1/exercises``: the JSON body in, the exercise out."""
+    request = validate_body(ExerciseRequest, wire.parse_json(body), 'e.g. {"loss": "huber", "shape": [4, 3], '
+                                                                     '"seed": 42}')
+    try:
+        spec = get_loss(request.loss)
+    except UnknownLoss as err:
+        raise unknown_loss_in_body(err) from None
+    ex = generate(spec, request.params, request.shape, request.seed, sample_weight=request.sample_weight,
+                  decimals=request.decimals, limits=limits)
+    out: dict[str, Any] = {"loss": spec.name, "params": ex.params, "shape": list(ex.shape), "seed": ex.seed,
+                           "decimals": ex.decimals, "y_true": as_json_array(ex.y_true),
+                           "y_pred": as_json_array(ex.y_pred)}
+    if ex.sample_weight is not None:
+        out["sample_weight"] = as_json_array(ex.sample_weight)
+    return wire.dumps(out)
