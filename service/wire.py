@@ -38,15 +38,27 @@ def parse_json(body: bytes) -> Any:
         raise MalformedJSON(f"The body is not valid JSON ({message}); send a JSON object.") from None
 
 
+_VALUE_START = frozenset(b"[,:")
+_SPACE = frozenset(b" \t\r\n")
+
+
 def count_bool_tokens(body: bytes) -> int:
-    """Occurrences of ``true``/``false`` in the raw body, found by single-byte ``find`` (memchr)."""
+    """``true``/``false`` literals in the raw body, found by single-byte ``find`` (memchr speed).
+
+    Only a token in value position counts (its previous non-space byte is ``[``, ``,`` or ``:``),
+    so the ``true`` inside the key ``"y_true"`` does not. A token inside a string may still be
+    counted; over-counting only costs the exact walk, never a wrong answer."""
     count = 0
     for token in (b"true", b"false"):
         first = token[:1]
         i = body.find(first)
         while i != -1:
             if body.startswith(token, i):
-                count += 1
+                j = i - 1
+                while j >= 0 and body[j] in _SPACE:
+                    j -= 1
+                if j >= 0 and body[j] in _VALUE_START:
+                    count += 1
             i = body.find(first, i + 1)
     return count
 

@@ -174,3 +174,25 @@ async def test_cors_origins_setting():
         response = await client.options("/v1/losses/mse", headers={
             "origin": "https://grader.example", "access-control-request-method": "POST"})
         assert response.headers["access-control-allow-origin"] == "https://grader.example"
+
+
+def test_bool_token_count_ignores_keys_and_counts_values():
+    from service.wire import count_bool_tokens
+
+    assert count_bool_tokens(b'{"y_true": [1, 0], "y_pred": [0.5, 0.5]}') == 0
+    assert count_bool_tokens(b'{"y_true": [1, true], "params": {"from_logits" : false}}') == 2
+    assert count_bool_tokens(b'[ true,false ,\n true]') == 3
+
+
+async def test_number_arrays_are_not_walked_in_python(client, monkeypatch):
+    # the exact (slow) walk runs only when a body holds a boolean the parameters do not explain
+    from service import wire
+
+    calls = []
+    original = wire._diagnose
+    monkeypatch.setattr(wire, "_diagnose", lambda *a: calls.append(a) or original(*a))
+    ok = await client.post("/v1/losses/bce", json={"y_true": [[1, 0]], "y_pred": [[0.5, 0.5]],
+                                                   "params": {"from_logits": True}})
+    assert ok.status_code == 200 and calls == []
+    bad = await client.post("/v1/losses/bce", json={"y_true": [[1, 0]], "y_pred": [[0.5, True]]})
+    assert bad.status_code == 422 and calls
