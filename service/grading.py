@@ -36,7 +36,7 @@ from .engine import compute, get_loss
 from .engine.errors import InvalidInput, LimitExceeded, UnknownLoss, UnsupportedOutput
 from .engine.registry import Loss
 from .exercises import generate, unknown_loss_in_body, validate_body
-from .pipeline import ARRAY_FIELDS, Limits
+from .pipeline import ARRAY_FIELDS, Limits, outside_arrays
 
 OUTPUT_ORDER = ("loss", "per_sample", "gradient", "hessian")
 FORMATS = ("json", "gradescope")
@@ -376,10 +376,6 @@ def check_output(output: str, submitted: Any, present: bool, expected: np.ndarra
 
 # --- the request ----------------------------------------------------------------------------------
 
-def _bools_outside_arrays(obj: dict) -> int:
-    return wire.count_bools({k: v for k, v in obj.items() if k not in ARRAY_FIELDS and k != "submission"})
-
-
 def _checked_outputs(request: GradeRequest, submitted: dict) -> list[str]:
     if request.outputs is not None:
         names = list(dict.fromkeys(request.outputs))
@@ -415,7 +411,11 @@ def grade(body: bytes, limits: Limits) -> dict[str, Any]:
     submitted: dict = obj["submission"]
     names = _checked_outputs(request, submitted)
     _check_available(spec, names, request.outputs is not None)
-    may_hold_bools = wire.count_bool_tokens(body) != _bools_outside_arrays(obj)
+    # the submission is left out of the accounting: a student's string or boolean makes it False
+    rest = outside_arrays(obj)
+    rest["submission"] = outside_arrays(submitted, tuple(submitted))
+    numbers_only = wire.numbers_only(body, rest)
+    may_hold_bools = not numbers_only
 
     exercise = None
     if request.exercise is not None:
@@ -433,13 +433,13 @@ def grade(body: bytes, limits: Limits) -> dict[str, Any]:
         weights = exercise.sample_weight
         if weights is None:
             weights = wire.to_array(obj.get("sample_weight"), "sample_weight", max_rank=limits.max_rank,
-                                    may_hold_bools=may_hold_bools)
+                                    numbers_only=numbers_only)
         params = exercise.params
     else:
         if obj.get("y_pred") is None:
             raise InvalidInput("y_pred: field required; send y_true and y_pred, or an exercise "
                                '({"seed": 42, "shape": [4, 3]}) to generate them.', ("y_pred",))
-        arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, may_hold_bools=may_hold_bools)
+        arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only)
                   for f in ARRAY_FIELDS}
         wire.check_elements(arrays.values(), limits.max_elements)
         y_true, y_pred, weights = arrays["y_true"], arrays["y_pred"], arrays["sample_weight"]

@@ -74,10 +74,10 @@ def _response(result) -> dict[str, Any]:
     return out
 
 
-def _evaluate(name: str, obj: dict, request: LossRequest, limits: Limits, may_hold_bools: bool,
+def _evaluate(name: str, obj: dict, request: LossRequest, limits: Limits, numbers_only: bool,
               budget: list[int]) -> dict[str, Any]:
     spec = get_loss(name)
-    arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, may_hold_bools=may_hold_bools)
+    arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only)
               for f in ARRAY_FIELDS}
     budget[0] -= wire.check_elements(arrays.values(), limits.max_elements)
     if budget[0] < 0:
@@ -89,9 +89,12 @@ def _evaluate(name: str, obj: dict, request: LossRequest, limits: Limits, may_ho
     return _response(result)
 
 
-def _bools_outside_arrays(items: list[Any]) -> int:
-    return sum(wire.count_bools({k: v for k, v in item.items() if k not in ARRAY_FIELDS})
-               for item in items if isinstance(item, dict))
+def outside_arrays(item: Any, fields: tuple[str, ...] = ARRAY_FIELDS) -> Any:
+    """A request object with its number arrays blanked (their keys stay: they are quoted in the body),
+    what the raw-byte accounting of ``wire.numbers_only`` compares against."""
+    if not isinstance(item, dict):
+        return item
+    return {k: None if k in fields else v for k, v in item.items()}
 
 
 def loss_response(name: str, body: bytes, limits: Limits) -> bytes:
@@ -99,8 +102,8 @@ def loss_response(name: str, body: bytes, limits: Limits) -> bytes:
     get_loss(name)  # an unknown name is a 404 before anything else is looked at
     obj = wire.parse_json(body)
     request = _validate(LossRequest, obj)
-    may_hold_bools = wire.count_bool_tokens(body) != _bools_outside_arrays([obj])
-    return wire.dumps(_evaluate(name, obj, request, limits, may_hold_bools, [limits.max_elements]))
+    numbers_only = wire.numbers_only(body, outside_arrays(obj))
+    return wire.dumps(_evaluate(name, obj, request, limits, numbers_only, [limits.max_elements]))
 
 
 def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> bytes:
@@ -117,14 +120,14 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
     if len(items) > limits.max_batch_items:
         raise LimitExceeded(f"requests has {len(items)} items, over the limit of {limits.max_batch_items} "
                             f"(LOSS_SERVICE_MAX_BATCH_ITEMS); split the batch.", ("requests",))
-    may_hold_bools = wire.count_bool_tokens(body) != _bools_outside_arrays(items)
+    numbers_only = wire.numbers_only(body, {"requests": [outside_arrays(item) for item in items]})
     budget = [limits.max_elements]
     results = []
     for i, item in enumerate(items):
         prefix = ("requests", i)
         try:
             request = _validate(BatchItem, item, prefix)
-            results.append(_evaluate(request.loss, item, request, limits, may_hold_bools, budget))
+            results.append(_evaluate(request.loss, item, request, limits, numbers_only, budget))
         except LimitExceeded:
             raise
         except UnknownLoss as err:

@@ -63,6 +63,35 @@ def count_bool_tokens(body: bytes) -> int:
     return count
 
 
+def count_quotes(body: bytes) -> int:
+    """``"`` bytes in the raw body (memchr-fast: a numeric body has them only around keys)."""
+    count = 0
+    i = body.find(b'"')
+    while i != -1:
+        count += 1
+        i = body.find(b'"', i + 1)
+    return count
+
+
+def quotes_of(value: Any) -> int:
+    """The ``"`` bytes that the strings of a small parsed value account for in its JSON text
+    (two per string, plus escaped quotes inside it)."""
+    if isinstance(value, str):
+        return 2 + value.count('"')
+    if isinstance(value, dict):
+        return sum(quotes_of(k) + quotes_of(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(quotes_of(v) for v in value)
+    return 0
+
+
+def numbers_only(body: bytes, rest: Any) -> bool:
+    """True when every ``"`` and ``true``/``false`` in the raw body is accounted for by ``rest``
+    (the parsed request without its number arrays): then those arrays can hold only numbers and
+    nulls. A miscount can only say False, which costs the exact walk, never a wrong answer."""
+    return count_bool_tokens(body) == count_bools(rest) and count_quotes(body) == quotes_of(rest)
+
+
 def count_bools(value: Any) -> int:
     """Booleans inside a small parsed JSON value (parameters and options, never big arrays)."""
     if isinstance(value, bool):
@@ -128,21 +157,24 @@ def _diagnose(value: list, field: str, max_rank: int) -> InvalidInput | None:
     return walk(value, ())
 
 
-def to_array(value: Any, field: str, *, max_rank: int, may_hold_bools: bool) -> np.ndarray | None:
+def to_array(value: Any, field: str, *, max_rank: int, numbers_only: bool) -> np.ndarray | None:
     """A JSON number or nested list of numbers -> a finite float64 array (422 naming the index otherwise).
 
-    ``may_hold_bools``: the raw body has ``true``/``false`` tokens not accounted for elsewhere, so
-    the list must be walked (NumPy would silently read ``true`` as 1)."""
+    ``numbers_only``: the raw body's ``"`` and ``true``/``false`` bytes are all accounted for
+    outside the arrays, so the lists hold only numbers and nulls and go straight to float64.
+    Otherwise NumPy infers the dtype first (exposing strings) and the list is walked for booleans,
+    which NumPy would silently read as 1 and 0."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, list)):
         raise InvalidInput(f"{field} must be a number or an array of numbers, got {_describe(value)}.", (field,))
     if isinstance(value, list):
+        arr: np.ndarray | None
         try:
-            arr: np.ndarray | None = np.array(value)
-        except (ValueError, OverflowError):
+            arr = np.array(value, dtype=np.float64) if numbers_only else np.array(value)
+        except (ValueError, TypeError, OverflowError):
             arr = None
-        if arr is None or arr.dtype.kind not in "fiu" or may_hold_bools:
+        if arr is None or arr.dtype.kind not in "fiu" or not numbers_only:
             err = _diagnose(value, field, max_rank)
             if err:
                 raise err
@@ -159,6 +191,10 @@ def to_array(value: Any, field: str, *, max_rank: int, may_hold_bools: bool) -> 
         except OverflowError:
             arr = np.asarray(math.inf)
     if not np.isfinite(arr).all():
+        if isinstance(value, list):
+            err = _diagnose(value, field, max_rank)  # a null read as NaN on the fast path
+            if err:
+                raise err
         bad = ~np.isfinite(arr)
         index = [int(i) for i in np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), arr.shape)]
         shown = {math.inf: "Infinity", -math.inf: "-Infinity"}.get(float(arr[tuple(index)]), "NaN")
