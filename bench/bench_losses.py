@@ -17,6 +17,10 @@ which). Timed: building the leaf tensor (zero-copy ``from_numpy``), forward, ``b
 thread count is printed. Before timing, loss and gradient are checked against ours (float32: rtol
 1e-4 on the loss, relative L2 error 1e-4 on the gradient; float64: 1e-8).
 
+The service process reuses freed memory (``service.runtime.reuse_freed_memory``, on by default via
+``LOSS_SERVICE_REUSE_MEMORY``); this script applies the same setting, so ours is timed as the service
+runs it (``--no-reuse-memory`` times NumPy with glibc's default allocator instead).
+
 Method: warm-up calls, then ``--repeats`` rounds in which ours and torch in each dtype run
 interleaved (order rotating); medians reported. Losses whose ratio ours/torch exceeds 1.5 are
 profiled line by line (``--profile``): the costliest source lines of one ``compute`` call.
@@ -45,6 +49,7 @@ import numpy as np
 from bench._common import ROOT, describe_git, environment, fmt_ms, loadavg, relpath, summarize, write_results
 from bench._lineprof import LineProfiler
 from service.engine import all_losses, compute, get_loss
+from service.runtime import reuse_freed_memory
 
 try:  # optional: the comparison needs it, the script does not
     import torch
@@ -528,6 +533,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="override a loss's y_pred shape, e.g. --shape circle=2000x500 (repeatable)")
     ap.add_argument("--no-variants", action="store_true", help="skip the from_logits rows")
     ap.add_argument("--no-torch", action="store_true", help="time ours only")
+    ap.add_argument("--no-reuse-memory", action="store_true",
+                    help="time NumPy with glibc's default allocator (the service reuses freed memory)")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     ap.add_argument("--torch-default-threads", action="store_true",
                     help="add a float32 torch column with torch's default thread count")
@@ -548,6 +555,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     global default_threads
     args = parse_args(argv)
+    env_reuse = False if args.no_reuse_memory else reuse_freed_memory()
     if torch is None:
         print("PyTorch is not installed, so only our timings are shown. It is a benchmark extra, never a runtime "
               "dependency: install it with `.venv/bin/pip install torch==2.13.0` (CPU wheel) to compare.\n")
@@ -558,6 +566,7 @@ def main(argv=None) -> int:
     env = environment("numpy", "torch")
     env["load_start"] = loadavg()
     env["torch_default_threads"] = default_threads or None
+    env["reuse_freed_memory"] = env_reuse
 
     cases = build_cases(args.names, args.shapes)
     if args.no_variants:

@@ -17,6 +17,7 @@ from .api.compute import ComputeGate
 from .config import Settings, get_settings
 from .engine.errors import LossServiceError
 from .pipeline import Limits
+from .runtime import reuse_freed_memory
 
 DESCRIPTION = """
 Machine-learning losses and their gradients over HTTP: every Keras 3 loss exactly as Keras
@@ -48,6 +49,8 @@ def _api_key_guard(settings: Settings):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logging.getLogger("service").setLevel(settings.log_level.upper())
+    if settings.reuse_memory:
+        reuse_freed_memory()
     app = FastAPI(
         title="Loss service", version=__version__, description=DESCRIPTION,
         docs_url=None, redoc_url=None,

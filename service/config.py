@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     log_level: str = Field("info", description="uvicorn and service log level")
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list)")
     api_key: str | None = Field(None, description="if set, /v1 routes require the X-API-Key header")
+    reuse_memory: bool = Field(True, description="keep freed large blocks for reuse (glibc), avoiding page faults")
 
 
 @lru_cache

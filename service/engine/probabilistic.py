@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
-from ._math import MeanOverAxis, Terms, eps_like, log_softmax, sigmoid, softmax, softplus
+from ._math import MeanOverAxis, Terms, eps_like, log1p_nonneg, sigmoid, softmax
 from .errors import DomainError, ParameterError, ShapeError
 from .params import (BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param,
                      normalize_axes)
@@ -72,9 +72,12 @@ class BinaryCrossentropy(MeanOverAxis):
         if ls:
             y = y * (one - x.dtype.type(ls)) + x.dtype.type(0.5 * ls)
         if p["from_logits"]:
-            # -y log σ(x) - (1-y) log σ(-x), with log σ(x) = -softplus(-x)
-            value = y * softplus(-x) + (one - y) * softplus(x)
-            s = lambda: sigmoid(x)  # noqa: E731
+            # -y log σ(x) - (1-y) log σ(-x) = (max(x, 0) - x y) + log1p(u), u = e^-|x|: the bracket is
+            # exact for hard labels, so the small log1p term is not lost to cancellation in float32.
+            # σ(x) = (1 if x >= 0 else u) / (1 + u) reuses u (no second exp).
+            u = np.exp(-np.abs(x))
+            value = (np.maximum(x, x.dtype.type(0)) - x * y) + log1p_nonneg(u)
+            s = lambda: (u + (x >= 0) * (one - u)) / (one + u)  # noqa: E731
             return value, lambda: s() - y, lambda: s() * (one - s())
         pc, inside = clipped_probabilities(x)
         value = -(y * np.log(pc) + (one - y) * np.log(one - pc))
@@ -94,15 +97,19 @@ class _Categorical(Loss):
     def cross_entropy(y: np.ndarray, x: np.ndarray, axis: int, from_logits: bool) -> Evaluation:
         """``-sum(y * log p)`` along ``axis`` with its VJP and diagonal Hessian (y need not be one-hot)."""
         if from_logits:
-            logp = log_softmax(x, axis)
+            shifted = x - x.max(axis=axis, keepdims=True)
+            ex = np.exp(shifted)
+            sum_ex = ex.sum(axis=axis, keepdims=True)
+            logp = shifted - np.log(sum_ex)
             per_sample = -(y * logp).sum(axis=axis)
+            softmax_ = lambda: ex / sum_ex  # noqa: E731 - the forward pass's exponentials, reused
 
             def vjp(up):
                 total = y.sum(axis=axis, keepdims=True)
-                return np.expand_dims(up, axis) * (np.exp(logp) * total - y)
+                return np.expand_dims(up, axis) * (softmax_() * total - y)
 
             def hess(up):
-                s = np.exp(logp)
+                s = softmax_()
                 return np.expand_dims(up, axis) * y.sum(axis=axis, keepdims=True) * s * (1 - s)
 
             return Evaluation(per_sample, vjp, hess)
@@ -214,6 +221,28 @@ class SparseCategoricalCrossentropy(_Categorical):
             check_rows_positive(y_pred, axis)
         return labels, y_pred
 
+    @staticmethod
+    def sparse_logits(labels: np.ndarray, x: np.ndarray, axis: int) -> Evaluation:
+        """``logsumexp(x) - x[label]`` without a one-hot matrix: the gradient is the softmax with 1
+        taken off at each label."""
+        index = np.expand_dims(labels, axis)
+        shifted = x - x.max(axis=axis, keepdims=True)
+        ex = np.exp(shifted)
+        sum_ex = ex.sum(axis=axis, keepdims=True)
+        per_sample = (np.log(sum_ex) - np.take_along_axis(shifted, index, axis=axis)).squeeze(axis)
+
+        def vjp(up):
+            up_e = np.expand_dims(up, axis)
+            grad = ex * (up_e / sum_ex)
+            np.put_along_axis(grad, index, np.take_along_axis(grad, index, axis=axis) - up_e, axis=axis)
+            return grad
+
+        def hess(up):
+            s = ex / sum_ex
+            return np.expand_dims(up, axis) * s * (1 - s)
+
+        return Evaluation(per_sample, vjp, hess)
+
     def evaluate(self, labels, y_pred, p):
         axis = normalize_axes(p["axis"], y_pred.ndim)[0]
         ignore = p["ignore_class"]
@@ -223,9 +252,12 @@ class SparseCategoricalCrossentropy(_Categorical):
             labels = np.where(valid, labels, 0)
             # ignored rows do not depend on y_pred: replace them by a constant uniform row
             y_pred = np.where(np.expand_dims(valid, axis), y_pred, y_pred.dtype.type(1))
-        one_hot = (np.expand_dims(labels, axis) == np.arange(y_pred.shape[axis]).reshape(
-            [-1 if i == axis else 1 for i in range(y_pred.ndim)])).astype(y_pred.dtype)
-        ev = self.cross_entropy(one_hot, y_pred, axis, p["from_logits"])
+        if p["from_logits"]:
+            ev = self.sparse_logits(labels, y_pred, axis)
+        else:
+            one_hot = (np.expand_dims(labels, axis) == np.arange(y_pred.shape[axis]).reshape(
+                [-1 if i == axis else 1 for i in range(y_pred.ndim)])).astype(y_pred.dtype)
+            ev = self.cross_entropy(one_hot, y_pred, axis, False)
         if valid is None:
             return ev
         per_sample = np.where(valid, ev.per_sample, y_pred.dtype.type(0))
@@ -474,11 +506,14 @@ class CategoricalFocalCrossentropy(_DenseCategorical):
         return Evaluation(per_sample, vjp, hess)
 
 
-def _scatter(hot: np.ndarray, up: np.ndarray, d: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``up * d`` at the true class, 0 elsewhere; a zero upstream (weight 0) gives 0 even where d is infinite."""
+def _at_labels(labels: np.ndarray, up: np.ndarray, d: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """An array like ``like`` holding ``up * d`` at each row's label (last axis) and 0 elsewhere; a zero
+    upstream (weight 0) gives 0 even where ``d`` is infinite."""
     with np.errstate(invalid="ignore"):
-        value = np.where(up == 0, 0, np.asarray(up * d))
-    return np.where(hot, np.asarray(value)[..., None], 0).astype(dtype)
+        value = np.where(up == 0, 0, np.asarray(up * d)).astype(like.dtype)
+    out = np.zeros_like(like)
+    np.put_along_axis(out, labels[..., None], value[..., None], axis=-1)
+    return out
 
 
 @register
@@ -521,16 +556,15 @@ class CategoricalGeneralizedCrossEntropy(Loss):
     def evaluate(self, labels, y_pred, p):
         dt = y_pred.dtype.type
         q = dt(p["q"])
-        hot = labels[..., None] == np.arange(y_pred.shape[-1])
-        p_y = (y_pred * hot).sum(axis=-1)
+        p_y = np.take_along_axis(y_pred, labels[..., None], axis=-1)[..., 0]
         per_sample = (dt(1) - np.power(p_y, q)) / q
 
         def vjp(up):
             d = -_power_term(1.0, p_y, p["q"] - 1)  # -inf at p_y = 0: reported by compute as a 422
-            return _scatter(hot, up, d, y_pred.dtype)
+            return _at_labels(labels, up, d, y_pred)
 
         def hess(up):
             d = _power_term(1.0 - p["q"], p_y, p["q"] - 2)
-            return _scatter(hot, up, d, y_pred.dtype)
+            return _at_labels(labels, up, d, y_pred)
 
         return Evaluation(per_sample, vjp, hess)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._math import MeanOverAxis, Terms, eps_like, sign, softplus
+from ._math import MeanOverAxis, Terms, eps_like, log1p_nonneg, sign
 from .params import FLOAT, POSITIVE, Param
 from .registry import Evaluation, register
 
@@ -64,13 +64,12 @@ class Huber(MeanOverAxis):
 
     def terms(self, y, x, p) -> Terms:
         delta = x.dtype.type(p["delta"])
-        half = x.dtype.type(0.5)
         e = x - y
-        a = np.abs(e)
-        inside = a <= delta
-        value = np.where(inside, half * e * e, delta * a - half * delta * delta)
-        return (value, lambda: np.where(inside, e, delta * sign(e)),
-                lambda: inside.astype(x.dtype))
+        # c = e inside [-delta, delta] and ±delta outside: the value is c (e - c/2) (0.5 e^2 inside,
+        # delta |e| - delta^2/2 outside) and the derivative is c, with no branch
+        c = np.clip(e, -delta, delta)
+        value = c * (e - x.dtype.type(0.5) * c)
+        return value, lambda: c, lambda: (np.abs(e) <= delta).astype(x.dtype)
 
 
 @register
@@ -86,10 +85,13 @@ class LogCosh(MeanOverAxis):
 
     def terms(self, y, x, p) -> Terms:
         e = x - y
-        two = x.dtype.type(2)
-        value = e + softplus(-two * e) - x.dtype.type(np.log(2.0))
-        t = lambda: np.tanh(e)  # noqa: E731 - shared by both derivatives
-        return value, t, lambda: 1 - t() ** 2
+        one = x.dtype.type(1)
+        # log cosh e = |e| + log1p(q) - log 2 with q = e^-2|e| (the same as Keras's e + softplus(-2e) - log 2);
+        # tanh e = sign(e) (1 - q) / (1 + q) reuses q
+        q = np.exp(x.dtype.type(-2) * np.abs(e))
+        value = np.abs(e) + log1p_nonneg(q) - x.dtype.type(np.log(2.0))
+        t = lambda: sign(e) * (one - q) / (one + q)  # noqa: E731 - shared by both derivatives
+        return value, t, lambda: one - t() ** 2
 
 
 @register

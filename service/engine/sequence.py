@@ -35,8 +35,14 @@ from .registry import Evaluation, Loss, register
 
 
 def _lae3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """logsumexp of three arrays, elementwise; all ``-inf`` gives ``-inf`` (no NaN)."""
-    return np.logaddexp(np.logaddexp(a, b), c)
+    """logsumexp of three arrays, elementwise; all ``-inf`` gives ``-inf`` (no NaN).
+
+    Shifted by the elementwise max: three exp and one log, about half the cost of two
+    ``np.logaddexp`` calls."""
+    m = np.maximum(np.maximum(a, b), c)
+    m = np.where(np.isfinite(m), m, m.dtype.type(0))
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(a - m) + np.exp(b - m) + np.exp(c - m)) + m
 
 
 def ctc_repeats(labels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -124,11 +130,10 @@ def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarr
     finite = np.isfinite(log_p)
     safe_log_p = np.where(finite, log_p, dt.type(0))
     occ_states = np.where(finite[:, None, None], np.exp(alpha + beta - safe_log_p[:, None, None]), dt.type(0))
-    occ = np.zeros((B, T, C), dtype=dt)
-    b_idx = np.broadcast_to(rows[:, None, None], (B, T, S))
-    t_idx = np.broadcast_to(np.arange(T)[None, :, None], (B, T, S))
-    np.add.at(occ, (b_idx, t_idx, np.broadcast_to(ext[:, None, :], (B, T, S))), occ_states)
-    return -log_p, occ
+    # sum the state occupations per class: one bincount over flat (b, t, class) indices
+    flat = (rows[:, None, None] * T + np.arange(T)[None, :, None]) * C + ext[:, None, :]
+    occ = np.bincount(flat.ravel(), weights=occ_states.ravel(), minlength=B * T * C)
+    return -log_p, occ.reshape(B, T, C).astype(dt, copy=False)
 
 
 @register
