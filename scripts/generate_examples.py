@@ -11,9 +11,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.catalogue import EXAMPLES_PATH  # noqa: E402
-from service.engine import all_losses  # noqa: E402
-from service.pipeline import Limits, loss_response  # noqa: E402
+from service.catalogue import EXAMPLES_PATH
+from service.engine import all_losses
+from service.pipeline import Limits, loss_response
 
 LIMITS = Limits(max_elements=10_000_000, max_rank=8, max_batch_items=64)
 

@@ -14,7 +14,6 @@ from service.engine.sequence import ctc_forward_backward
 
 from .helpers import assert_rejected
 
-
 # --- brute force, independent of the forward-backward ---------------------------------------
 
 def _softmax(x):

@@ -8,8 +8,18 @@
 
 from . import embedding, hinge, probabilistic, regression, segmentation, sequence  # noqa: F401 - registers the losses
 from .compute import DEFAULT_OUTPUTS, DTYPES, OUTPUTS, Result, compute
-from .errors import (DomainError, InvalidInput, LimitExceeded, LossServiceError, MalformedJSON, NonFiniteResult,
-                     ParameterError, ShapeError, UnknownLoss, UnsupportedOutput)
+from .errors import (
+                     DomainError,
+                     InvalidInput,
+                     LimitExceeded,
+                     LossServiceError,
+                     MalformedJSON,
+                     NonFiniteResult,
+                     ParameterError,
+                     ShapeError,
+                     UnknownLoss,
+                     UnsupportedOutput,
+)
 from .reduction import REDUCTIONS
 from .registry import Loss, all_losses, get_loss, name_key
 

@@ -185,7 +185,7 @@ class Circle(Loss):
         becomes the signed unit vector of its largest entry."""
         if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
             raise ShapeError(f"shape must be (batch, dim) for circle; got {list(shape)}.", ("shape",))
-        B, D = shape
+        B, _ = shape
         labels = rng.permutation(np.arange(B) // 2).astype(np.float64)
         x = rng.normal(0.0, 1.0, shape)
         x = x / np.linalg.norm(x, axis=1, keepdims=True)

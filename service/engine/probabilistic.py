@@ -13,8 +13,7 @@ import numpy as np
 from . import checks
 from ._math import MeanOverAxis, Terms, eps_like, log1p_nonneg, sigmoid, softmax
 from .errors import DomainError, ParameterError, ShapeError
-from .params import (BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param,
-                     normalize_axes)
+from .params import BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param, normalize_axes
 from .registry import Evaluation, Loss, register
 
 FROM_LOGITS = Param("from_logits", BOOL, False, "whether y_pred holds logits rather than probabilities")
@@ -77,7 +76,7 @@ class BinaryCrossentropy(MeanOverAxis):
             # σ(x) = (1 if x >= 0 else u) / (1 + u) reuses u (no second exp).
             u = np.exp(-np.abs(x))
             value = (np.maximum(x, x.dtype.type(0)) - x * y) + log1p_nonneg(u)
-            s = lambda: (u + (x >= 0) * (one - u)) / (one + u)  # noqa: E731
+            s = lambda: (u + (x >= 0) * (one - u)) / (one + u)
             return value, lambda: s() - y, lambda: s() * (one - s())
         pc, inside = clipped_probabilities(x)
         value = -(y * np.log(pc) + (one - y) * np.log(one - pc))
@@ -102,7 +101,7 @@ class _Categorical(Loss):
             sum_ex = ex.sum(axis=axis, keepdims=True)
             logp = shifted - np.log(sum_ex)
             per_sample = -(y * logp).sum(axis=axis)
-            softmax_ = lambda: ex / sum_ex  # noqa: E731 - the forward pass's exponentials, reused
+            softmax_ = lambda: ex / sum_ex
 
             def vjp(up):
                 total = y.sum(axis=axis, keepdims=True)
@@ -261,7 +260,7 @@ class SparseCategoricalCrossentropy(_Categorical):
         if valid is None:
             return ev
         per_sample = np.where(valid, ev.per_sample, y_pred.dtype.type(0))
-        mask_up = lambda f: (lambda up: f(np.where(valid, up, 0)))  # noqa: E731
+        mask_up = lambda f: (lambda up: f(np.where(valid, up, 0)))
         return Evaluation(per_sample, mask_up(ev.vjp), mask_up(ev.hess), mask=valid)
 
 

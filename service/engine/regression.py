@@ -90,7 +90,7 @@ class LogCosh(MeanOverAxis):
         # tanh e = sign(e) (1 - q) / (1 + q) reuses q
         q = np.exp(x.dtype.type(-2) * np.abs(e))
         value = np.abs(e) + log1p_nonneg(q) - x.dtype.type(np.log(2.0))
-        t = lambda: sign(e) * (one - q) / (one + q)  # noqa: E731 - shared by both derivatives
+        t = lambda: sign(e) * (one - q) / (one + q)
         return value, t, lambda: one - t() ** 2
 
 
