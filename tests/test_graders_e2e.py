@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 
 from service.engine import all_losses
 
-from .conftest import REPO
+from .conftest import REPO, free_port, live_server
 
 GRADERS = REPO / "examples" / "graders"
 BASH = shutil.which("bash")
@@ -25,38 +23,10 @@ JQ = shutil.which("jq")
 needs_shell = pytest.mark.skipif(not (BASH and CURL), reason="grade.sh needs bash and curl")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def base_url():
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"uvicorn did not become ready: {out[-2000:]}")
-            time.sleep(0.1)
+    with live_server() as (url, _):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def answers(url: str, loss: str, seed: int, shape: list[int] | None = None, params: dict | None = None) -> dict:
@@ -158,7 +128,7 @@ def test_unreadable_student_file_and_unreachable_service(base_url, tmp_path, kin
     code, results, _ = run_grader(kind, base_url, "mse", 1, [4, 3], "{not json", tmp_path, env=_env(kind))
     assert results["score"] == 0 and results["tests"] == []
     assert "JSON" in results["output"]
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     code, results, _ = run_grader(kind, dead, "mse", 1, [4, 3], {"loss": 1.0}, tmp_path, env=_env(kind))
     assert code == 1 and results["score"] == 0 and "could not be reached" in results["output"]
 
