@@ -69,6 +69,7 @@ class MeanOverAxis(Loss):
 
     hessian = True
     summed = False  # True: sum over the axis instead of the mean (KL divergence)
+    grad_factor = 1.0  # a constant factor of d1, applied to the (small) upstream array instead
 
     def reduce_axis(self, x: np.ndarray, p: dict) -> int:
         if x.ndim == 0:
@@ -85,9 +86,11 @@ class MeanOverAxis(Loss):
         value, d1, d2 = self.terms(y_true, y_pred, p)
         n = y_pred.dtype.type(1 if self.summed else y_pred.shape[axis])
         per_sample = value.sum(axis=axis) if self.summed else value.mean(axis=axis)
+        factor = y_pred.dtype.type(self.grad_factor)
 
         def vjp(up: np.ndarray) -> np.ndarray:
-            return np.expand_dims(up / n, axis) * d1()
+            scale = up / n if self.grad_factor == 1.0 else up * (factor / n)
+            return np.expand_dims(scale, axis) * d1()
 
         def hess(up: np.ndarray) -> np.ndarray:
             return np.expand_dims(up / n, axis) * d2()

@@ -99,13 +99,16 @@ class _Categorical(Loss):
             shifted = x - x.max(axis=axis, keepdims=True)
             ex = np.exp(shifted)
             sum_ex = ex.sum(axis=axis, keepdims=True)
-            logp = shifted - np.log(sum_ex)
-            per_sample = -(y * logp).sum(axis=axis)
-            softmax_ = lambda: ex / sum_ex
+            total = y.sum(axis=axis, keepdims=True)
+            # -sum y (shifted - log S) = sum(y) log S - <y, shifted>: no log-softmax array is materialised
+            per_sample = (total * np.log(sum_ex) - (y * shifted).sum(axis=axis, keepdims=True)).squeeze(axis)
+            softmax_ = lambda: ex / sum_ex  # the forward pass's exponentials, reused
 
             def vjp(up):
-                total = y.sum(axis=axis, keepdims=True)
-                return np.expand_dims(up, axis) * (softmax_() * total - y)
+                up_e = np.expand_dims(up, axis)
+                grad = ex * (up_e * total / sum_ex)  # softmax * sum(y) * upstream in one pass
+                grad -= y * up_e
+                return grad
 
             def hess(up):
                 s = softmax_()

@@ -25,10 +25,11 @@ class MeanSquaredError(MeanOverAxis):
                   "optax": "optax.losses.squared_error", "sklearn": "sklearn.metrics.mean_squared_error"}
     examples = ({"y_true": [[0.0, 1.0], [0.0, 0.0]], "y_pred": [[1.0, 1.0], [1.0, 0.0]]},)
 
+    grad_factor = 2.0  # d/dx (x - y)^2 = 2 (x - y): the 2 scales the upstream, not the array
+
     def terms(self, y, x, p) -> Terms:
         e = x - y
-        two = x.dtype.type(2)
-        return e * e, lambda: two * e, lambda: np.full_like(x, two)
+        return e * e, lambda: e, lambda: np.full_like(x, x.dtype.type(2))
 
 
 @register

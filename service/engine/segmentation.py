@@ -32,24 +32,28 @@ class _Overlap(Loss):
     test_variants = ({"axis": -1}, {"axis": [0, -1]}, {"axis": 0})
     test_shapes = ((4, 3), (2, 3, 2))
 
-    def ratio(self, y, x, axes, p) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``T`` and ``D`` (summed with keepdims) and their elementwise slopes ``t`` and ``c``."""
+    def ratio(self, y, x, axes, p) -> tuple[np.ndarray, np.ndarray, tuple[float, float], tuple[float, float]]:
+        """``T`` and ``D`` (summed with keepdims) and their slopes in ``y_pred``, which are affine in
+        ``y``: ``dT/dx = a_t y + b_t`` and ``dD/dx = a_c y + b_c``, given as ``(a_t, b_t), (a_c, b_c)``."""
         raise NotImplementedError
 
     def evaluate(self, y_true, y_pred, p):
         axes = normalize_axes(p["axis"], y_pred.ndim)
-        t_sum, d_sum, t, c = self.ratio(y_true, y_pred, axes, p)
-        one = y_pred.dtype.type(1)
-        per_sample = (one - t_sum / d_sum).reshape([n for i, n in enumerate(y_pred.shape) if i not in axes])
-
-        def grad() -> np.ndarray:
-            return (t_sum * c - t * d_sum) / (d_sum * d_sum)
+        t_sum, d_sum, (a_t, b_t), (a_c, b_c) = self.ratio(y_true, y_pred, axes, p)
+        dt = y_pred.dtype.type
+        per_sample = (dt(1) - t_sum / d_sum).reshape([n for i, n in enumerate(y_pred.shape) if i not in axes])
+        d2 = d_sum * d_sum
+        # d(1 - T/D)/dx = (T dD/dx - D dT/dx) / D^2 = A y + B with per-sample A and B
+        coef_y = (t_sum * dt(a_c) - dt(a_t) * d_sum) / d2
+        coef_1 = (t_sum * dt(b_c) - dt(b_t) * d_sum) / d2
 
         def vjp(up):
-            return np.expand_dims(up, axes) * grad()
+            up_e = np.expand_dims(up, axes)
+            return (up_e * coef_y) * y_true + up_e * coef_1
 
         def hess(up):
-            return np.expand_dims(up, axes) * (-y_pred.dtype.type(2) * c * grad() / d_sum)
+            slope_d = dt(a_c) * y_true + dt(b_c)
+            return np.expand_dims(up, axes) * (-dt(2) * slope_d * (coef_y * y_true + coef_1) / d_sum)
 
         return Evaluation(per_sample, vjp, hess)
 
@@ -76,7 +80,7 @@ class Dice(_Overlap):
         two = x.dtype.type(2)
         intersection = (y * x).sum(axis=axes, keepdims=True)
         denominator = y.sum(axis=axes, keepdims=True) + x.sum(axis=axes, keepdims=True) + eps_like(x)
-        return two * intersection, denominator, two * y, np.ones_like(x)
+        return two * intersection, denominator, (2.0, 0.0), (0.0, 1.0)
 
 
 @register
@@ -110,4 +114,5 @@ class Tversky(_Overlap):
         fp = ((one - y) * x).sum(axis=axes, keepdims=True)
         fn = (y * (one - x)).sum(axis=axes, keepdims=True)
         denominator = tp + alpha * fp + beta * fn + eps_like(x)
-        return tp, denominator, y, y + alpha * (one - y) - beta * y
+        # dD/dx = y + alpha (1 - y) - beta y = (1 - alpha - beta) y + alpha
+        return tp, denominator, (1.0, 0.0), (1.0 - p["alpha"] - p["beta"], p["alpha"])
