@@ -41,17 +41,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
 
 from schemas.grading import ExerciseRequest
 
 from . import wire
 from .engine import compute, get_loss
-from .engine.errors import ErrorItem, InvalidInput, LimitExceeded, ShapeError, UnknownLoss
+from .engine.errors import InvalidInput, LimitExceeded, ShapeError, UnknownLoss
 from .engine.params import bind, normalize_axes
 from .engine.registry import Loss
 from .engine.sampling import draw, rng_for
-from .pipeline import Limits, validation_error
+from .pipeline import Limits, unknown_loss_in_body, validate_body
 
 DEFAULT_DECIMALS = 4
 
@@ -143,24 +142,10 @@ def as_json_array(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def unknown_loss_in_body(err: UnknownLoss, loc: tuple = ("loss",)) -> UnknownLoss:
-    err.errors = [ErrorItem(loc, e.msg) for e in err.errors]
-    return err
-
-
-def validate_body(model: type[BaseModel], obj: Any, what: str) -> Any:
-    if not isinstance(obj, dict):
-        raise InvalidInput(f"The body must be a JSON object ({what}).", ("body",))
-    try:
-        return model.model_validate(obj)
-    except ValidationError as exc:
-        raise validation_error(exc.errors(include_url=False)) from None
-
-
 def exercise_response(body: bytes, limits: Limits) -> bytes:
     """``POST /v1/exercises``: the JSON body in, the exercise out."""
-    request = validate_body(ExerciseRequest, wire.parse_json(body), 'e.g. {"loss": "huber", "shape": [4, 3], '
-                                                                     '"seed": 42}')
+    request = validate_body(ExerciseRequest, wire.parse_json(body), '(e.g. {"loss": "huber", "shape": [4, 3], '
+                                                                     '"seed": 42})')
     try:
         spec = get_loss(request.loss)
     except UnknownLoss as err:

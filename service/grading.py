@@ -35,8 +35,8 @@ from . import wire
 from .engine import compute, get_loss
 from .engine.errors import InvalidInput, LimitExceeded, UnknownLoss, UnsupportedOutput
 from .engine.registry import Loss
-from .exercises import generate, unknown_loss_in_body, validate_body
-from .pipeline import ARRAY_FIELDS, Limits, outside_arrays
+from .exercises import generate
+from .pipeline import ARRAY_FIELDS, Limits, outside_arrays, unknown_loss_in_body, validate_body
 
 OUTPUT_ORDER = ("loss", "per_sample", "gradient", "hessian")
 FORMATS = ("json", "gradescope")
@@ -402,8 +402,8 @@ def _check_available(spec: Loss, names: list[str], from_outputs: bool) -> None:
 def grade(body: bytes, limits: Limits) -> dict[str, Any]:
     """The grade response as a dict (``format=json``)."""
     obj = wire.parse_json(body)
-    request: GradeRequest = validate_body(GradeRequest, obj, 'e.g. {"loss": "mse", "y_true": [...], "y_pred": '
-                                                             '[...], "submission": {"loss": 0.5}}')
+    request: GradeRequest = validate_body(GradeRequest, obj, '(e.g. {"loss": "mse", "y_true": [...], "y_pred": '
+                                                             '[...], "submission": {"loss": 0.5}})')
     try:
         spec = get_loss(request.loss)
     except UnknownLoss as err:

@@ -52,14 +52,22 @@ def validation_error(errors: list[dict], prefix: tuple = ()) -> InvalidInput:
     return InvalidInput(f"{where}: {first.msg}.{more}", errors=items, slug="invalid-field", title="Invalid field")
 
 
-def _validate(model: type[BaseModel], obj: Any, prefix: tuple = ()) -> Any:
+def validate_body(model: type[BaseModel], obj: Any, what: str = "with y_true and y_pred", prefix: tuple = ()) -> Any:
+    """``obj`` (a parsed body, or a batch item at ``prefix``) validated by ``model``; a 422 otherwise.
+    ``what`` ends the message for a body that is not an object: "... must be a JSON object {what}."."""
     if not isinstance(obj, dict):
         where = ".".join(str(x) for x in prefix) or "The body"
-        raise InvalidInput(f"{where} must be a JSON object with y_true and y_pred.", prefix or ("body",))
+        raise InvalidInput(f"{where} must be a JSON object {what}.", prefix or ("body",))
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
         raise validation_error(exc.errors(include_url=False), prefix) from None
+
+
+def unknown_loss_in_body(err: UnknownLoss, loc: tuple = ("loss",)) -> UnknownLoss:
+    """An unknown loss named in the body (not the path): point its error at ``loc``."""
+    err.errors = [ErrorItem(loc, e.msg) for e in err.errors]
+    return err
 
 
 def _response(result) -> dict[str, Any]:
@@ -101,7 +109,7 @@ def loss_response(name: str, body: bytes, limits: Limits) -> bytes:
     """``POST /v1/losses/{name}``: the JSON body in, the JSON response out."""
     get_loss(name)  # an unknown name is a 404 before anything else is looked at
     obj = wire.parse_json(body)
-    request = _validate(LossRequest, obj)
+    request = validate_body(LossRequest, obj)
     numbers_only = wire.numbers_only(body, outside_arrays(obj))
     return wire.dumps(_evaluate(name, obj, request, limits, numbers_only, [limits.max_elements]))
 
@@ -126,13 +134,12 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
     for i, item in enumerate(items):
         prefix = ("requests", i)
         try:
-            request = _validate(BatchItem, item, prefix)
+            request = validate_body(BatchItem, item, prefix=prefix)
             results.append(_evaluate(request.loss, item, request, limits, numbers_only, budget))
         except LimitExceeded:
             raise
         except UnknownLoss as err:
-            err.errors = [ErrorItem(prefix + ("loss",), e.msg) for e in err.errors]
-            results.append({"error": problem_body(err, instance)})
+            results.append({"error": problem_body(unknown_loss_in_body(err, prefix + ("loss",)), instance)})
         except LossServiceError as err:
             if not any(e.loc[:2] == prefix for e in err.errors):
                 err = err.with_prefix(prefix)
