@@ -63,35 +63,21 @@ def _kind(value: Any) -> str:
 
 def _unreadable(value: list, max_rank: int, field: str) -> str | None:
     """Why a nested list is not an array of numbers-or-null (ragged, string, boolean, too deep)."""
-    lengths: list[int] = []
-    leaf_depth: list[int] = []
-
-    def walk(node: Any, path: tuple[int, ...]) -> str | None:
-        depth = len(path)
-        if isinstance(node, list):
-            if depth >= max_rank:
-                return f"it has more than {max_rank} dimensions (at {field}{_at(path)})"
-            if leaf_depth and depth >= leaf_depth[0]:
-                return f"it is ragged: {field}{_at(path)} is an array where a number was expected"
-            if depth == len(lengths):
-                lengths.append(len(node))
-            elif lengths[depth] != len(node):
-                return (f"it is ragged: {field}{_at(path)} has {len(node)} value{'s' if len(node) != 1 else ''} "
-                        f"where the first row at that depth has {lengths[depth]}")
-            for i, child in enumerate(node):
-                problem = walk(child, path + (i,))
-                if problem:
-                    return problem
-            return None
-        if not leaf_depth:
-            leaf_depth.append(depth)
-        elif depth != leaf_depth[0]:
-            return f"it is ragged: {field}{_at(path)} is a number where an array was expected"
-        if node is not None and (isinstance(node, bool) or not isinstance(node, (int, float))):
-            return f"{field}{_at(path)} is {_kind(node)}, not a number"
+    found = wire.find_irregularity(value, max_rank, allow_null=True)
+    if found is None:
         return None
-
-    return walk(value, ())
+    at = f"{field}{_at(found.path)}"
+    if found.kind == "too_deep":
+        return f"it has more than {max_rank} dimensions (at {at})"
+    if found.kind == "array_for_number":
+        return f"it is ragged: {at} is an array where a number was expected"
+    if found.kind == "length":
+        n = len(found.node)
+        return (f"it is ragged: {at} has {n} value{'s' if n != 1 else ''} "
+                f"where the first row at that depth has {found.expected_length}")
+    if found.kind == "number_for_array":
+        return f"it is ragged: {at} is a number where an array was expected"
+    return f"{at} is {_kind(found.node)}, not a number"
 
 
 def _to_float(x: Any) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -119,42 +120,72 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
-def _diagnose(value: list, field: str, max_rank: int) -> InvalidInput | None:
-    """Walk a list NumPy would not turn into a numeric array; return the first problem, row-major."""
+@dataclass(frozen=True)
+class Irregularity:
+    """Why a nested list is not a regular array of numbers, and where (row-major first)."""
+
+    kind: str  # too_deep | array_for_number | length | number_for_array | not_number
+    path: tuple[int, ...]
+    node: Any = None
+    expected_length: int = 0  # for "length": the length first seen at that depth
+
+
+def find_irregularity(value: list, max_rank: int, allow_null: bool = False) -> Irregularity | None:
+    """Walk a nested list (only on error paths: it is Python-speed) for the first irregularity:
+    more than ``max_rank`` dimensions, ragged rows, or a leaf that is not a number (``null`` is
+    accepted with ``allow_null``)."""
     lengths: list[int] = []  # the length seen first at each depth
     leaf_depth: list[int] = []  # the depth of the first number seen
 
-    def walk(node: Any, path: tuple[int, ...]) -> InvalidInput | None:
+    def walk(node: Any, path: tuple[int, ...]) -> Irregularity | None:
         depth = len(path)
         if isinstance(node, list):
             if depth >= max_rank:
-                return InvalidInput(f"{field} has more than {max_rank} dimensions (at {_where(field, path)}); "
-                                    f"send at most {max_rank}.", (field, *path))
+                return Irregularity("too_deep", path)
             if leaf_depth and depth >= leaf_depth[0]:
-                return InvalidInput(f"{field} is ragged: {_where(field, path)} is an array where a number was "
-                                    f"expected; every row must have the same shape.", (field, *path))
+                return Irregularity("array_for_number", path)
             if depth == len(lengths):
                 lengths.append(len(node))
             elif lengths[depth] != len(node):
-                return InvalidInput(f"{field} is ragged: {_where(field, path)} has {len(node)} elements where "
-                                    f"the first row at that depth has {lengths[depth]}; every row must have the "
-                                    f"same length.", (field, *path))
+                return Irregularity("length", path, node, lengths[depth])
             for i, child in enumerate(node):
-                err = walk(child, path + (i,))
-                if err:
-                    return err
+                found = walk(child, path + (i,))
+                if found:
+                    return found
             return None
         if not leaf_depth:
             leaf_depth.append(depth)
         elif depth != leaf_depth[0]:
-            return InvalidInput(f"{field} is ragged: {_where(field, path)} is a number where an array was "
-                                f"expected; every row must have the same shape.", (field, *path))
+            return Irregularity("number_for_array", path)
+        if node is None and allow_null:
+            return None
         if isinstance(node, bool) or not isinstance(node, (int, float)):
-            return InvalidInput(f"{field} must hold JSON numbers only; {_where(field, path)} is {_describe(node)}.",
-                                (field, *path))
+            return Irregularity("not_number", path, node)
         return None
 
     return walk(value, ())
+
+
+def _diagnose(value: list, field: str, max_rank: int) -> InvalidInput | None:
+    """The first problem of a list NumPy would not turn into a numeric array, as a 422."""
+    found = find_irregularity(value, max_rank)
+    if found is None:
+        return None
+    at = _where(field, found.path)
+    if found.kind == "too_deep":
+        message = f"{field} has more than {max_rank} dimensions (at {at}); send at most {max_rank}."
+    elif found.kind == "array_for_number":
+        message = (f"{field} is ragged: {at} is an array where a number was expected; every row must have the "
+                   f"same shape.")
+    elif found.kind == "length":
+        message = (f"{field} is ragged: {at} has {len(found.node)} elements where the first row at that depth has "
+                   f"{found.expected_length}; every row must have the same length.")
+    elif found.kind == "number_for_array":
+        message = (f"{field} is ragged: {at} is a number where an array was expected; every row must have the "
+                   f"same shape.")
+    else:
+        message = f"{field} must hold JSON numbers only; {at} is {_describe(found.node)}."
+    return InvalidInput(message, (field, *found.path))
 
 
 def to_array(value: Any, field: str, *, max_rank: int, numbers_only: bool) -> np.ndarray | None:
