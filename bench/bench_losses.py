@@ -19,7 +19,9 @@ thread count is printed. Before timing, loss and gradient are checked against ou
 
 The service process reuses freed memory (``service.runtime.reuse_freed_memory``, on by default via
 ``LOSS_SERVICE_REUSE_MEMORY``); this script applies the same setting, so ours is timed as the service
-runs it (``--no-reuse-memory`` times NumPy with glibc's default allocator instead).
+runs it (``--no-reuse-memory`` times NumPy with glibc's default allocator instead). NumPy's BLAS
+(row sums, Circle's matrix products) gets one thread like the service (``--blas-threads``), the
+same single core torch gets.
 
 Method: warm-up calls, then ``--repeats`` rounds in which ours and torch in each dtype run
 interleaved (order rotating); medians reported. Losses whose ratio ours/torch exceeds 1.5 are
@@ -49,7 +51,7 @@ import numpy as np
 from bench._common import ROOT, describe_git, environment, fmt_ms, loadavg, relpath, summarize, write_results
 from bench._lineprof import LineProfiler
 from service.engine import all_losses, compute, get_loss
-from service.runtime import reuse_freed_memory
+from service.runtime import limit_blas_threads, reuse_freed_memory
 
 try:  # optional: the comparison needs it, the script does not
     import torch
@@ -423,7 +425,7 @@ def report(results: list[dict], args, env: dict) -> str:
     lines = []
     v = env["versions"]
     threads = (f"torch threads {args.torch_threads} (default {default_threads})"
-               if torch is not None else "PyTorch not installed")
+               if torch is not None else "PyTorch not installed") + f", NumPy BLAS threads {env['blas_threads']}"
     lines.append(f"Python {v['python']}, NumPy {v['numpy']}, torch {v['torch']}; {env['cpu_count']} CPUs; {threads}; "
                  f"median of {args.repeats} interleaved rounds (fewer for cases over the {args.budget:.0f} s budget) "
                  f"after {args.warmup} warm-up; load average {env['load_start']} at start, {env['load_end']} at end; "
@@ -535,6 +537,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-torch", action="store_true", help="time ours only")
     ap.add_argument("--no-reuse-memory", action="store_true",
                     help="time NumPy with glibc's default allocator (the service reuses freed memory)")
+    ap.add_argument("--blas-threads", type=int, default=1,
+                    help="NumPy's BLAS threads, as LOSS_SERVICE_BLAS_THREADS (default 1, the service's default "
+                         "and the same one core torch gets; 0 = OpenBLAS's default)")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     ap.add_argument("--torch-default-threads", action="store_true",
                     help="add a float32 torch column with torch's default thread count")
@@ -556,6 +561,7 @@ def main(argv=None) -> int:
     global default_threads
     args = parse_args(argv)
     env_reuse = False if args.no_reuse_memory else reuse_freed_memory()
+    env_blas = args.blas_threads if limit_blas_threads(args.blas_threads) else "default"
     if torch is None:
         print("PyTorch is not installed, so only our timings are shown. It is a benchmark extra, never a runtime "
               "dependency: install it with `.venv/bin/pip install torch==2.13.0` (CPU wheel) to compare.\n")
@@ -567,6 +573,7 @@ def main(argv=None) -> int:
     env["load_start"] = loadavg()
     env["torch_default_threads"] = default_threads or None
     env["reuse_freed_memory"] = env_reuse
+    env["blas_threads"] = env_blas
 
     cases = build_cases(args.names, args.shapes)
     if args.no_variants:

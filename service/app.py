@@ -17,7 +17,7 @@ from .api.compute import ComputeGate
 from .config import Settings, get_settings
 from .engine.errors import LossServiceError
 from .pipeline import Limits
-from .runtime import reuse_freed_memory
+from .runtime import limit_blas_threads, reuse_freed_memory
 
 DESCRIPTION = """
 Machine-learning losses and their gradients over HTTP: every Keras 3 loss exactly as Keras
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.getLogger("service").setLevel(settings.log_level.upper())
     if settings.reuse_memory:
         reuse_freed_memory()
+    limit_blas_threads(settings.blas_threads)
     app = FastAPI(
         title="Loss service", version=__version__, description=DESCRIPTION,
         docs_url=None, redoc_url=None,

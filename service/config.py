@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list)")
     api_key: str | None = Field(None, description="if set, /v1 routes require the X-API-Key header")
     reuse_memory: bool = Field(True, description="keep freed large blocks for reuse (glibc), avoiding page faults")
+    blas_threads: int = Field(1, ge=0, description="threads of NumPy's BLAS per computation (0: the library default)")
 
 
 @lru_cache

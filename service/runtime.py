@@ -32,3 +32,22 @@ def reuse_freed_memory() -> bool:
     if ok:
         log.debug("glibc malloc: large blocks are reused instead of unmapped")
     return ok
+
+
+def limit_blas_threads(threads: int) -> bool:
+    """Cap the threads of NumPy's BLAS (OpenBLAS) at ``threads``; 0 leaves the library's default.
+
+    The engine sends row sums and Circle's pairwise products through BLAS. OpenBLAS would split
+    even a millisecond matrix-vector product over every core, and its idle threads keep spinning
+    afterwards, competing with the computation itself and with concurrent requests (the service
+    runs up to ``max_concurrency`` computations at once, one core each). Returns whether a limit
+    was applied."""
+    if threads <= 0:
+        return False
+    import numpy  # noqa: F401 - threadpoolctl can only limit a BLAS that is already loaded
+    from threadpoolctl import threadpool_limits  # only the service process needs it
+
+    # not used as a context manager: the limit stays for the life of the process
+    threadpool_limits(limits=threads, user_api="blas")
+    log.debug("BLAS threads limited to %d", threads)
+    return True

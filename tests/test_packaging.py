@@ -376,3 +376,23 @@ def test_compose_environment_names_real_settings():
     assert names, "the compose service should show its LOSS_SERVICE_* settings"
     assert not names - known, f"not settings of service/config.py: {sorted(names - known)}"
     assert "LOSS_SERVICE_WORKERS" in names
+
+
+def test_readme_documents_every_setting():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    prefix = Settings.model_config["env_prefix"]
+    missing = [prefix + field.upper() for field in Settings.model_fields if prefix + field.upper() not in table]
+    assert not missing, f"README \"Configuration\" does not document {missing}"
+
+
+def test_blas_thread_limit_applies_and_zero_keeps_the_default():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from service.runtime import limit_blas_threads
+
+    with threadpool_limits(limits=None):  # restores the test process's own setting afterwards
+        assert limit_blas_threads(0) is False
+        assert limit_blas_threads(1) is True
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import registry
+from ._math import all_finite
 from .errors import InvalidInput, NonFiniteResult, UnsupportedOutput
 from .params import bind
 from .reduction import REDUCTIONS, reduce
@@ -70,7 +71,8 @@ def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapp
 def _run(spec: registry.Loss, p: dict, y_true: Any, y_pred: np.ndarray, weights: np.ndarray | None,
          reduction: str, outputs: tuple[str, ...], dtype: str) -> Result:
     y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
-    evaluation = spec.evaluate(y_true, y_pred_used, p)
+    derivatives = frozenset(name for name in ("gradient", "hessian") if name in outputs)
+    evaluation = spec.evaluate_for(y_true, y_pred_used, p, derivatives)
     reduced = reduce(evaluation.per_sample, weights, evaluation.mask, reduction)
 
     result = Result(meta={
@@ -98,9 +100,7 @@ def _check_finite(result: Result, dtype: str) -> None:
         if value is None:
             continue
         arr = np.asarray(value)
-        # one sum (no temporary) is finite whenever every element is; only a non-finite sum, or one
-        # that overflowed, needs the elementwise scan
-        if np.isfinite(arr.sum()) or np.isfinite(arr).all():
+        if all_finite(arr):
             continue
         bad = np.flatnonzero(~np.isfinite(arr.ravel()))[0]
         index = [int(i) for i in np.unravel_index(bad, arr.shape)] if arr.ndim else []

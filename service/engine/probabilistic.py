@@ -8,10 +8,12 @@ that renormalisation.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import checks
-from ._math import MeanOverAxis, Terms, eps_like, log1p_nonneg, sigmoid, softmax
+from ._math import MeanOverAxis, Terms, eps_like, exp_neg_abs, log1p_and_reciprocal, sigmoid, softmax
 from .errors import DomainError, ParameterError, ShapeError
 from .params import BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param, normalize_axes
 from .registry import Evaluation, Loss, register
@@ -43,6 +45,7 @@ def check_rows_positive(x: np.ndarray, axis: int) -> None:
 class BinaryCrossentropy(MeanOverAxis):
     """Binary cross-entropy, mean over ``axis``. Reference: ``keras.losses.BinaryCrossentropy``."""
 
+    blocked = True  # long elementwise formula: computed in cache-sized blocks (see MeanOverAxis)
     name = "binary_crossentropy"
     aliases = ("bce", "BinaryCrossentropy")
     summary = "Cross-entropy between binary (or soft) labels and probabilities or logits."
@@ -71,17 +74,37 @@ class BinaryCrossentropy(MeanOverAxis):
         if ls:
             y = y * (one - x.dtype.type(ls)) + x.dtype.type(0.5 * ls)
         if p["from_logits"]:
-            # -y log σ(x) - (1-y) log σ(-x) = (max(x, 0) - x y) + log1p(u), u = e^-|x|: the bracket is
-            # exact for hard labels, so the small log1p term is not lost to cancellation in float32.
-            # σ(x) = (1 if x >= 0 else u) / (1 + u) reuses u (no second exp).
-            u = np.exp(-np.abs(x))
-            value = (np.maximum(x, x.dtype.type(0)) - x * y) + log1p_nonneg(u)
-            s = lambda: (u + (x >= 0) * (one - u)) / (one + u)
-            return value, lambda: s() - y, lambda: s() * (one - s())
+            return self.logit_terms(y, x)
         pc, inside = clipped_probabilities(x)
         value = -(y * np.log(pc) + (one - y) * np.log(one - pc))
         return (value, lambda: np.where(inside, (pc - y) / (pc * (one - pc)), 0),
                 lambda: np.where(inside, y / (pc * pc) + (one - y) / ((one - pc) * (one - pc)), 0))
+
+
+    @staticmethod
+    def logit_terms(y: np.ndarray, x: np.ndarray) -> Terms:
+        """BCE on logits with its derivatives, in few passes over the data (one exp, one log).
+
+        With m = [x >= 0] (by the sign bit, so -0.0 counts as negative), u = e^-|x| and r = 1/(1+u):
+        the value -y log σ(x) - (1-y) log σ(-x) = x (m - y) + log1p(u), where x (m - y) is exact for
+        hard labels, so the small log1p term is not lost to cancellation in float32; the derivative
+        σ(x) - y = (m - y) - copysign(σ(-|x|), x) with σ(-|x|) = u r, accurate for large |x|; and
+        σ(x) σ(-x) = σ(-|x|) σ(|x|) = u r^2.
+        """
+        u = exp_neg_abs(x)
+        value, r = log1p_and_reciprocal(u)
+        m_minus_y = np.subtract(np.logical_not(np.signbit(x)), y)
+        value += np.multiply(x, m_minus_y)
+
+        @functools.cache
+        def sigmoid_neg_abs() -> np.ndarray:
+            return np.multiply(u, r, out=u)
+
+        def d1() -> np.ndarray:
+            signed = np.copysign(sigmoid_neg_abs(), x)
+            return np.subtract(m_minus_y, signed, out=signed)
+
+        return value, d1, lambda: sigmoid_neg_abs() * r
 
 
 class _Categorical(Loss):
@@ -269,6 +292,7 @@ class SparseCategoricalCrossentropy(_Categorical):
 
 @register
 class KLDivergence(MeanOverAxis):
+    blocked = True  # long elementwise formula: computed in cache-sized blocks (see MeanOverAxis)
     name = "kl_divergence"
     aliases = ("kld", "KLDivergence", "kullback_leibler_divergence")
     summary = "Kullback-Leibler divergence KL(y_true || y_pred), summed over the last axis."
@@ -297,6 +321,7 @@ class KLDivergence(MeanOverAxis):
 
 @register
 class Poisson(MeanOverAxis):
+    blocked = True  # long elementwise formula: computed in cache-sized blocks (see MeanOverAxis)
     name = "poisson"
     aliases = ("Poisson",)
     summary = "Poisson negative log-likelihood (up to a constant) of counts given rates."
@@ -333,6 +358,7 @@ FOCAL_GAMMA = Param("gamma", FLOAT, 2.0, "the focusing parameter: 0 gives the pl
 class BinaryFocalCrossentropy(MeanOverAxis):
     """Binary focal cross-entropy (Lin et al. 2017), Keras semantics."""
 
+    blocked = True  # long elementwise formula: computed in cache-sized blocks (see MeanOverAxis)
     name = "binary_focal_crossentropy"
     aliases = ("BinaryFocalCrossentropy",)
     summary = "Binary cross-entropy scaled by (1 - p_t)^gamma, which down-weights well-classified entries."

@@ -91,6 +91,11 @@ class Loss:
     def evaluate(self, y_true: Any, y_pred: np.ndarray, p: dict) -> Evaluation:
         raise NotImplementedError
 
+    def evaluate_for(self, y_true: Any, y_pred: np.ndarray, p: dict, derivatives: frozenset[str]) -> Evaluation:
+        """``evaluate``, told which derivatives the caller will pull (``"gradient"``, ``"hessian"``),
+        so that a loss computing them in the same pass as its values can skip the others."""
+        return self.evaluate(y_true, y_pred, p)
+
     # --- catalogue ----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._math import MeanOverAxis, Terms, eps_like, log1p_nonneg, sign
+from ._math import AxisSums, MeanOverAxis, Terms, axis_dot, eps_like, exp_neg_abs, log1p_and_reciprocal, sign
 from .params import FLOAT, POSITIVE, Param
 from .registry import Evaluation, register
 
@@ -29,7 +29,8 @@ class MeanSquaredError(MeanOverAxis):
 
     def terms(self, y, x, p) -> Terms:
         e = x - y
-        return e * e, lambda: e, lambda: np.full_like(x, x.dtype.type(2))
+        sums = AxisSums(axis_dot(e, e, self.reduce_axis(x, p)))
+        return sums, lambda: e, lambda: np.full_like(x, x.dtype.type(2))
 
 
 @register
@@ -69,14 +70,17 @@ class Huber(MeanOverAxis):
         # c = e inside [-delta, delta] and ±delta outside: the value is c (e - c/2) (0.5 e^2 inside,
         # delta |e| - delta^2/2 outside) and the derivative is c, with no branch
         c = np.clip(e, -delta, delta)
-        value = c * (e - x.dtype.type(0.5) * c)
-        return value, lambda: c, lambda: (np.abs(e) <= delta).astype(x.dtype)
+        axis = self.reduce_axis(x, p)
+        # summed over the axis as c.e - c.c/2: two dot products, no elementwise array
+        sums = AxisSums(axis_dot(c, e, axis) - x.dtype.type(0.5) * axis_dot(c, c, axis))
+        return sums, lambda: c, lambda: (np.abs(e) <= delta).astype(x.dtype)
 
 
 @register
 class LogCosh(MeanOverAxis):
     """``mean(log(cosh(y_pred - y_true)))``, computed as ``e + softplus(-2e) - log 2``."""
 
+    blocked = True  # long elementwise formula: computed in cache-sized blocks (see MeanOverAxis)
     name = "log_cosh"
     aliases = ("logcosh", "LogCosh")
     summary = "Logarithm of the hyperbolic cosine of the error: ~e^2/2 near 0, ~|e| - log 2 far away."
@@ -88,11 +92,18 @@ class LogCosh(MeanOverAxis):
         e = x - y
         one = x.dtype.type(1)
         # log cosh e = |e| + log1p(q) - log 2 with q = e^-2|e| (the same as Keras's e + softplus(-2e) - log 2);
-        # tanh e = sign(e) (1 - q) / (1 + q) reuses q
-        q = np.exp(x.dtype.type(-2) * np.abs(e))
-        value = np.abs(e) + log1p_nonneg(q) - x.dtype.type(np.log(2.0))
-        t = lambda: sign(e) * (one - q) / (one + q)
-        return value, t, lambda: one - t() ** 2
+        # tanh e = copysign((1 - q) / (1 + q), e) reuses q and 1 / (1 + q)
+        q = exp_neg_abs(e, 2.0)
+        value, r = log1p_and_reciprocal(q)
+        value += np.abs(e)
+        value -= x.dtype.type(np.log(2.0))
+
+        def tanh() -> np.ndarray:
+            t = np.subtract(one, q, out=q)
+            t *= r
+            return np.copysign(t, e, out=t)
+
+        return value, tanh, lambda: one - np.square(np.tanh(e))
 
 
 @register
@@ -117,9 +128,9 @@ class MeanAbsolutePercentageError(MeanOverAxis):
         denom = np.maximum(np.abs(y), eps_like(x))
         return (np.abs((y - x) / denom), lambda: sign(x - y) / denom, lambda: np.zeros_like(x))
 
-    def evaluate(self, y_true, y_pred, p):
+    def evaluate_for(self, y_true, y_pred, p, derivatives):
         # Keras takes the mean first and multiplies by 100 afterwards (this order matters in float32)
-        ev = super().evaluate(y_true, y_pred, p)
+        ev = super().evaluate_for(y_true, y_pred, p, derivatives)
         hundred = y_pred.dtype.type(100)
         return Evaluation(hundred * ev.per_sample, lambda up: ev.vjp(hundred * up),
                           lambda up: ev.hess(hundred * up))

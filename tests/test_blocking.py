@@ -1,0 +1,56 @@
+"""Large inputs of the elementwise losses are computed in blocks of rows (``MeanOverAxis``): the
+blocked path must give what the one-block path gives, for every such loss and parameter set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.engine import all_losses, compute
+from service.engine._math import MeanOverAxis
+from service.engine.sampling import rng_for
+from tests.test_gradients import param_variants
+
+OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
+ELEMENTWISE = [loss for loss in all_losses() if isinstance(loss, MeanOverAxis)]
+CASES = [(loss, params) for loss in ELEMENTWISE for params in param_variants(loss)]
+
+
+def _run(loss, inputs, params, dtype, block, monkeypatch):
+    monkeypatch.setattr(type(loss), "blocked", True)  # every such loss must be safe to block, opted in or not
+    monkeypatch.setattr(MeanOverAxis, "BLOCK_ELEMENTS", block)
+    shape = compute(loss, inputs["y_true"], inputs["y_pred"], params=params, outputs=("per_sample",)).per_sample.shape
+    weights = np.linspace(0.5, 2.0, int(np.prod(shape))).reshape(shape)
+    outputs = OUTPUTS if loss.hessian else OUTPUTS[:3]
+    return compute(loss, inputs["y_true"], inputs["y_pred"], params=params, sample_weight=weights,
+                   outputs=outputs, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss,params", CASES, ids=[f"{loss.name}-{params}" for loss, params in CASES])
+def test_blocks_of_rows_agree_with_one_block(loss, params, dtype, monkeypatch):
+    p = {q.name: q.default for q in loss.params} | params
+    # 41 rows of 7: blocks of 2 rows (BLOCK_ELEMENTS 16) leave a shorter last block
+    inputs = loss.sample(rng_for(4107), (41, 7), p)
+    whole = _run(loss, inputs, params, dtype, 1 << 30, monkeypatch)
+    blocked = _run(loss, inputs, params, dtype, 16, monkeypatch)
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    compared = 0
+    for name in OUTPUTS:
+        a, b = getattr(whole, name), getattr(blocked, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_allclose(b, a, rtol=rtol, atol=0, err_msg=name)
+            compared += 1
+    assert compared >= 3
+
+
+def test_only_requested_derivatives_are_computed():
+    loss = next(loss for loss in ELEMENTWISE if loss.name == "mean_squared_error")
+    x = np.arange(12.0).reshape(3, 4)
+    evaluation = loss.evaluate_for(np.zeros_like(x), x, {}, frozenset())
+    assert evaluation.vjp is None and evaluation.hess is None
+    np.testing.assert_allclose(evaluation.per_sample, (x * x).mean(axis=1))
+    with_gradient = loss.evaluate_for(np.zeros_like(x), x, {}, frozenset({"gradient"}))
+    np.testing.assert_allclose(with_gradient.vjp(np.ones(3)), 2 * x / 4)
+    assert with_gradient.hess is None
