@@ -6,9 +6,13 @@ Keras would silently return NaN, a huge number or a wrongly broadcast result, th
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from service.engine import LossServiceError, compute
+from service.engine.checks import check_interval
+from service.engine.errors import DomainError
+from service.engine.params import NON_NEGATIVE, UNIT, Interval
 
 from .helpers import assert_rejected
 
@@ -127,3 +131,20 @@ def test_keras_behaviours_kept():
     # Dice with axis=None gives one value for the whole batch
     r = compute("dice", [[1, 2], [1, 2]], [[4, 1], [6, 1]], reduction="none")
     assert r.per_sample.shape == ()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("interval", [UNIT, NON_NEGATIVE, Interval(0.0, 1.0, True, False)], ids=str)
+def test_one_pass_domain_check_agrees_with_the_elementwise_rule(dtype, interval):
+    """check_interval's fast paths (bit patterns, min/max) accept exactly what contains() accepts."""
+    edges = [0.0, -0.0, 1.0, np.nextafter(dtype(1), dtype(2)), np.nextafter(dtype(1), dtype(0)), -1e-30, 1e30, 0.5]
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        x = rng.choice(np.array(edges, dtype=dtype), size=rng.integers(1, 5))
+        expected = bool(np.all(interval.contains(x)))
+        try:
+            check_interval(x, interval, "y_pred")
+            accepted = True
+        except DomainError:
+            accepted = False
+        assert accepted == expected, (trial, x.tolist())

@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from . import checks
-from ._math import MeanOverAxis, Terms, eps_like, exp_neg_abs, log1p_and_reciprocal, sigmoid, softmax
+from ._math import MeanOverAxis, Terms, axis_dot, axis_sum, eps_like, exp_neg_abs, log1p_and_reciprocal, sigmoid, softmax
 from .errors import DomainError, ParameterError, ShapeError
 from .params import BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param, normalize_axes
 from .registry import Evaluation, Loss, register
@@ -33,7 +33,7 @@ def clipped_probabilities(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def check_rows_positive(x: np.ndarray, axis: int) -> None:
     """Probability rows are renormalised by their sum, which must be positive."""
     checks.check_interval(x, NON_NEGATIVE, "y_pred", "probabilities")
-    sums = x.sum(axis=axis)
+    sums = axis_sum(x, axis)
     if np.any(sums <= 0):
         idx = checks.first_index(sums <= 0)
         raise DomainError(f"y_pred rows along axis {axis} must have a positive sum (they are renormalised); "
@@ -120,28 +120,28 @@ class _Categorical(Loss):
         """``-sum(y * log p)`` along ``axis`` with its VJP and diagonal Hessian (y need not be one-hot)."""
         if from_logits:
             shifted = x - x.max(axis=axis, keepdims=True)
-            ex = np.exp(shifted)
-            sum_ex = ex.sum(axis=axis, keepdims=True)
-            total = y.sum(axis=axis, keepdims=True)
+            total = axis_sum(y, axis)
             # -sum y (shifted - log S) = sum(y) log S - <y, shifted>: no log-softmax array is materialised
-            per_sample = (total * np.log(sum_ex) - (y * shifted).sum(axis=axis, keepdims=True)).squeeze(axis)
-            softmax_ = lambda: ex / sum_ex  # the forward pass's exponentials, reused
+            dot = axis_dot(y, shifted, axis)
+            ex = np.exp(shifted, out=shifted)
+            sum_ex = axis_sum(ex, axis)
+            per_sample = total * np.log(sum_ex) - dot
 
             def vjp(up):
-                up_e = np.expand_dims(up, axis)
-                grad = ex * (up_e * total / sum_ex)  # softmax * sum(y) * upstream in one pass
-                grad -= y * up_e
+                # softmax * sum(y) * upstream - y * upstream, the exponentials scaled in place
+                grad = np.multiply(ex, np.expand_dims(up * total / sum_ex, axis), out=ex)
+                grad -= y * np.expand_dims(up, axis)
                 return grad
 
             def hess(up):
-                s = softmax_()
-                return np.expand_dims(up, axis) * y.sum(axis=axis, keepdims=True) * s * (1 - s)
+                s = softmax(x, axis)  # afresh: the gradient consumed the forward pass's exponentials
+                return np.expand_dims(up * total, axis) * s * (1 - s)
 
             return Evaluation(per_sample, vjp, hess)
-        total = x.sum(axis=axis, keepdims=True)
+        total = axis_sum(x, axis, keepdims=True)
         q = x / total
         pc, inside = clipped_probabilities(q)
-        per_sample = -(y * np.log(pc)).sum(axis=axis)
+        per_sample = -axis_dot(y, np.log(pc), axis)
 
         def vjp(up):
             g = np.where(inside, -y / pc, 0)  # d loss / d q
@@ -252,18 +252,19 @@ class SparseCategoricalCrossentropy(_Categorical):
         taken off at each label."""
         index = np.expand_dims(labels, axis)
         shifted = x - x.max(axis=axis, keepdims=True)
-        ex = np.exp(shifted)
-        sum_ex = ex.sum(axis=axis, keepdims=True)
-        per_sample = (np.log(sum_ex) - np.take_along_axis(shifted, index, axis=axis)).squeeze(axis)
+        at_label = np.take_along_axis(shifted, index, axis=axis).squeeze(axis)
+        ex = np.exp(shifted, out=shifted)
+        sum_ex = axis_sum(ex, axis)
+        per_sample = np.log(sum_ex) - at_label
 
         def vjp(up):
             up_e = np.expand_dims(up, axis)
-            grad = ex * (up_e / sum_ex)
+            grad = np.multiply(ex, np.expand_dims(up / sum_ex, axis), out=ex)  # the exponentials, scaled in place
             np.put_along_axis(grad, index, np.take_along_axis(grad, index, axis=axis) - up_e, axis=axis)
             return grad
 
         def hess(up):
-            s = ex / sum_ex
+            s = softmax(x, axis)  # afresh: the gradient consumed the forward pass's exponentials
             return np.expand_dims(up, axis) * s * (1 - s)
 
         return Evaluation(per_sample, vjp, hess)
@@ -534,13 +535,19 @@ class CategoricalFocalCrossentropy(_DenseCategorical):
         return Evaluation(per_sample, vjp, hess)
 
 
-def _at_labels(labels: np.ndarray, up: np.ndarray, d: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """An array like ``like`` holding ``up * d`` at each row's label (last axis) and 0 elsewhere; a zero
+def _label_positions(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Flat (row-major) positions of each row's label in an array of shape labels.shape + (n_classes,):
+    one index per row, instead of the broadcast index arrays of take_along_axis."""
+    return np.arange(0, labels.size * n_classes, n_classes) + labels.ravel()
+
+
+def _at_labels(positions: np.ndarray, up: np.ndarray, d: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """An array like ``like`` holding ``up * d`` at each row's label and 0 elsewhere; a zero
     upstream (weight 0) gives 0 even where ``d`` is infinite."""
     with np.errstate(invalid="ignore"):
         value = np.where(up == 0, 0, np.asarray(up * d)).astype(like.dtype)
     out = np.zeros_like(like)
-    np.put_along_axis(out, labels[..., None], value[..., None], axis=-1)
+    np.put(out, positions, value.ravel())
     return out
 
 
@@ -584,15 +591,16 @@ class CategoricalGeneralizedCrossEntropy(Loss):
     def evaluate(self, labels, y_pred, p):
         dt = y_pred.dtype.type
         q = dt(p["q"])
-        p_y = np.take_along_axis(y_pred, labels[..., None], axis=-1)[..., 0]
+        positions = _label_positions(labels, y_pred.shape[-1])
+        p_y = np.take(y_pred, positions).reshape(labels.shape)
         per_sample = (dt(1) - np.power(p_y, q)) / q
 
         def vjp(up):
             d = -_power_term(1.0, p_y, p["q"] - 1)  # -inf at p_y = 0: reported by compute as a 422
-            return _at_labels(labels, up, d, y_pred)
+            return _at_labels(positions, up, d, y_pred)
 
         def hess(up):
             d = _power_term(1.0 - p["q"], p_y, p["q"] - 2)
-            return _at_labels(labels, up, d, y_pred)
+            return _at_labels(positions, up, d, y_pred)
 
         return Evaluation(per_sample, vjp, hess)
