@@ -101,3 +101,20 @@ def test_every_loss_is_covered():
     covered = {loss.name for loss, _, _ in CASES}
     assert covered == {loss.name for loss in all_losses()}
     assert len(covered) >= 11
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_sparse_ce_with_the_class_axis_first_is_the_transposed_problem(from_logits):
+    """Labels on the last axis use flat positions, on other axes take_along_axis: the two routes agree."""
+    rng = rng_for(99)
+    x = rng.uniform(0.1, 1.0, (5, 4))
+    labels = rng.integers(0, 5, 4).astype(float)
+    outputs = ("per_sample", "gradient", "hessian")
+    first = compute("sparse_categorical_crossentropy", labels, x, params={"axis": 0, "from_logits": from_logits},
+                    outputs=outputs)
+    last = compute("sparse_categorical_crossentropy", labels, x.T.copy(), params={"from_logits": from_logits},
+                   outputs=outputs)
+    np.testing.assert_allclose(first.per_sample, last.per_sample, rtol=1e-14)
+    np.testing.assert_allclose(first.gradient, last.gradient.T, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(first.hessian, last.hessian.T, rtol=1e-14, atol=1e-16)
+    assert np.abs(first.gradient).sum() > 0

@@ -13,7 +13,17 @@ import functools
 import numpy as np
 
 from . import checks
-from ._math import MeanOverAxis, Terms, axis_dot, axis_sum, eps_like, exp_neg_abs, log1p_and_reciprocal, sigmoid, softmax
+from ._math import (
+    MeanOverAxis,
+    Terms,
+    axis_dot,
+    axis_sum,
+    eps_like,
+    exp_neg_abs,
+    log1p_and_reciprocal,
+    sigmoid,
+    softmax,
+)
 from .errors import DomainError, ParameterError, ShapeError
 from .params import BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param, normalize_axes
 from .registry import Evaluation, Loss, register
@@ -250,17 +260,24 @@ class SparseCategoricalCrossentropy(_Categorical):
     def sparse_logits(labels: np.ndarray, x: np.ndarray, axis: int) -> Evaluation:
         """``logsumexp(x) - x[label]`` without a one-hot matrix: the gradient is the softmax with 1
         taken off at each label."""
-        index = np.expand_dims(labels, axis)
         shifted = x - x.max(axis=axis, keepdims=True)
-        at_label = np.take_along_axis(shifted, index, axis=axis).squeeze(axis)
+        last = axis == x.ndim - 1 and shifted.flags.c_contiguous
+        # labels on the last axis are flat positions (one index per row); other axes take the general route
+        positions = _label_positions(labels, x.shape[axis]) if last else None
+        index = None if last else np.expand_dims(labels, axis)
+        at_label = (np.take(shifted, positions).reshape(labels.shape) if last
+                    else np.take_along_axis(shifted, index, axis=axis).squeeze(axis))
         ex = np.exp(shifted, out=shifted)
         sum_ex = axis_sum(ex, axis)
         per_sample = np.log(sum_ex) - at_label
 
         def vjp(up):
-            up_e = np.expand_dims(up, axis)
             grad = np.multiply(ex, np.expand_dims(up / sum_ex, axis), out=ex)  # the exponentials, scaled in place
-            np.put_along_axis(grad, index, np.take_along_axis(grad, index, axis=axis) - up_e, axis=axis)
+            if last:
+                np.put(grad, positions, np.take(grad, positions) - up.ravel())
+            else:
+                up_e = np.expand_dims(up, axis)
+                np.put_along_axis(grad, index, np.take_along_axis(grad, index, axis=axis) - up_e, axis=axis)
             return grad
 
         def hess(up):
