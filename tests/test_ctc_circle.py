@@ -173,14 +173,20 @@ def test_ctc_too_long_label_names_the_row():
     assert "3" in err.detail
 
 
+def seeded_sample(name: str, seed: int, shape, decimals) -> dict:
+    """One draw of the loss's sampler, after checking that the same seed draws it again."""
+    loss = get_loss(name)
+    a = loss.sample(rng_for(seed), shape, {}, decimals)
+    b = loss.sample(rng_for(seed), shape, {}, decimals)
+    np.testing.assert_array_equal(a["y_true"], b["y_true"])
+    np.testing.assert_array_equal(a["y_pred"], b["y_pred"])
+    return a
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 2), (2, 6, 4), (3, 5, 3), (4, 9, 7)])
 @pytest.mark.parametrize("decimals", [None, 2])
 def test_ctc_samples_are_valid_and_seeded(shape, decimals):
-    loss = get_loss("ctc")
-    a = loss.sample(rng_for(42), shape, {}, decimals)
-    b = loss.sample(rng_for(42), shape, {}, decimals)
-    np.testing.assert_array_equal(a["y_true"], b["y_true"])
-    np.testing.assert_array_equal(a["y_pred"], b["y_pred"])
+    a = seeded_sample("ctc", 42, shape, decimals)
     assert a["y_pred"].shape == shape and a["y_true"].shape[0] == shape[0]
     labels = a["y_true"]
     for row in labels:  # nonzero tokens, then trailing zero padding only
@@ -267,11 +273,7 @@ def test_circle_domain_errors(body, field):
 @pytest.mark.parametrize("shape", [(1, 1), (2, 3), (6, 3), (5, 4), (9, 16)])
 @pytest.mark.parametrize("decimals", [None, 0, 1, 2, 4])
 def test_circle_samples_are_valid_and_seeded(shape, decimals):
-    loss = get_loss("circle")
-    a = loss.sample(rng_for(9), shape, {}, decimals)
-    b = loss.sample(rng_for(9), shape, {}, decimals)
-    np.testing.assert_array_equal(a["y_pred"], b["y_pred"])
-    np.testing.assert_array_equal(a["y_true"], b["y_true"])
+    a = seeded_sample("circle", 9, shape, decimals)
     labels = a["y_true"]
     if shape[0] >= 2:  # every class except possibly one singleton appears twice
         assert len(set(labels.tolist())) == (shape[0] + 1) // 2

@@ -20,17 +20,16 @@ def eps_like(x: np.ndarray) -> Any:
 
 
 def log1p_nonneg(u: np.ndarray) -> np.ndarray:
-    """``log(1 + u)`` for ``u >= 0``, accurate to a few ulps, at the cost of one ``log``.
-
-    ``np.log1p`` costs 5-6x ``np.log``. With ``w = fl(1 + u)``, ``log(w) - ((w - 1) - u) / w``
-    corrects the rounding of ``1 + u`` to first order (exact when ``w == 1``)."""
-    w = 1 + u
-    return np.log(w) - ((w - 1) - u) / w
+    """``log(1 + u)`` for ``u >= 0``, accurate to a few ulps, at the cost of one ``log``."""
+    return log1p_and_reciprocal(u)[0]
 
 
 def log1p_and_reciprocal(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``log(1 + u)`` (as ``log1p_nonneg``) and ``1 / (1 + u)`` for ``u >= 0``, sharing ``1 + u``
-    and writing into two new arrays only (the correction term reuses ``1 + u``'s buffer)."""
+    """``log(1 + u)`` and ``1 / (1 + u)`` for ``u >= 0``, sharing ``1 + u`` and writing into two new
+    arrays only (the correction term reuses ``1 + u``'s buffer).
+
+    ``np.log1p`` costs 5-6x ``np.log``. With ``w = fl(1 + u)``, ``log(w) - ((w - 1) - u) / w``
+    corrects the rounding of ``1 + u`` to first order (exact when ``w == 1``)."""
     w = u + 1
     r = np.reciprocal(w)
     out = np.log(w)
@@ -128,6 +127,11 @@ def sign(x: np.ndarray) -> np.ndarray:
 Terms = tuple[np.ndarray | AxisSums, Callable[[], np.ndarray], Callable[[], np.ndarray] | None]
 
 
+def _summed(value: np.ndarray | AxisSums, axis: int) -> np.ndarray:
+    """The sum over ``axis`` of a ``terms`` value, or the sums it already holds."""
+    return value.sums if isinstance(value, AxisSums) else axis_sum(value, axis)
+
+
 class MeanOverAxis(Loss):
     """A loss whose per-sample value is the mean (or, with ``summed``, the sum) over one axis of
     an elementwise term.
@@ -175,7 +179,7 @@ class MeanOverAxis(Loss):
             per_sample, d1, d2 = self._blocks(y_true, y_pred, p, "gradient" in derivatives, want_d2)
         else:
             value, lazy_d1, lazy_d2 = self.terms(y_true, y_pred, p)
-            per_sample = value.sums if isinstance(value, AxisSums) else axis_sum(value, axis)
+            per_sample = _summed(value, axis)
             d1 = lazy_d1() if "gradient" in derivatives else None
             d2 = lazy_d2() if want_d2 and lazy_d2 is not None else None
         n = y_pred.dtype.type(1 if self.summed else y_pred.shape[axis])
@@ -207,7 +211,7 @@ class MeanOverAxis(Loss):
         for start in range(0, x_rows.shape[0], step):
             rows = slice(start, start + step)
             value, lazy_d1, lazy_d2 = self.terms(y_rows[rows], x_rows[rows], p_rows)
-            sums[rows] = value.sums if isinstance(value, AxisSums) else axis_sum(value, -1)
+            sums[rows] = _summed(value, -1)
             if d1 is not None:
                 d1[rows] = lazy_d1()
             if lazy_d2 is None:  # this parameter set offers no Hessian

@@ -261,7 +261,7 @@ class SparseCategoricalCrossentropy(_Categorical):
         """``logsumexp(x) - x[label]`` without a one-hot matrix: the gradient is the softmax with 1
         taken off at each label."""
         shifted = x - x.max(axis=axis, keepdims=True)
-        last = axis == x.ndim - 1 and shifted.flags.c_contiguous
+        last = axis == x.ndim - 1
         # labels on the last axis are flat positions (one index per row); other axes take the general route
         positions = _label_positions(labels, x.shape[axis]) if last else None
         index = None if last else np.expand_dims(labels, axis)

@@ -132,8 +132,8 @@ class MeanAbsolutePercentageError(MeanOverAxis):
         # Keras takes the mean first and multiplies by 100 afterwards (this order matters in float32)
         ev = super().evaluate_for(y_true, y_pred, p, derivatives)
         hundred = y_pred.dtype.type(100)
-        return Evaluation(hundred * ev.per_sample, lambda up: ev.vjp(hundred * up),
-                          lambda up: ev.hess(hundred * up))
+        scaled = lambda pull: None if pull is None else (lambda up: pull(hundred * up))
+        return Evaluation(hundred * ev.per_sample, scaled(ev.vjp), scaled(ev.hess))
 
 
 @register
