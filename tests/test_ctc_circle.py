@@ -10,7 +10,8 @@ import pytest
 
 from service.engine import REDUCTIONS, compute, get_loss
 from service.engine.sampling import rng_for
-from service.engine.sequence import ctc_forward_backward
+from service.engine.sequence import (_ctc_log_space, _ctc_scaled, _extended_labels, ctc_forward_backward,
+                                     ctc_repeats)
 
 from .helpers import assert_rejected
 
@@ -149,6 +150,69 @@ def test_ctc_label_that_exactly_fits_is_finite():
     r = compute("ctc", [[1, 1, 1]], logits, reduction="none")
     np.testing.assert_allclose(r.per_sample, [5 * np.log(2)])
     assert np.all(np.isfinite(r.gradient))
+
+
+def _random_ctc_batch(rng, B, T, C, spread):
+    """Labels that fit their (ragged) input lengths, and logits of the given spread."""
+    t_len = rng.integers(1, T + 1, B)
+    labels = rng.integers(1, C, (B, max(1, T // 2)))
+    lengths = rng.integers(0, labels.shape[1] + 1, B)
+    lengths = np.where(lengths + ctc_repeats(labels, lengths) <= t_len, lengths, 0)
+    logits = rng.normal(0.0, spread, (B, T, C))
+    return labels, lengths, t_len, logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ctc_scaled_recursion_agrees_with_log_space(seed):
+    """The rescaled probability-space recursion gives the log-space recursion's numbers, ragged
+    input lengths, repeats and empty labels included, whenever it vouches for a row."""
+    rng = np.random.default_rng(seed)
+    labels, lengths, t_len, logp = _random_ctc_batch(rng, 5, int(rng.integers(1, 14)), int(rng.integers(2, 6)), 2.0)
+    ext, skip = _extended_labels(labels, lengths, 0)
+    log_p, occ, ok = _ctc_scaled(np.exp(logp), ext, skip, lengths, t_len)
+    log_p_ref, occ_ref = _ctc_log_space(logp, ext, skip, lengths, t_len)
+    assert np.all(ok)
+    np.testing.assert_allclose(log_p, log_p_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(occ, occ_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_ctc_underflowing_rows_are_redone_in_log_space():
+    """Logits so extreme that probabilities underflow even in float64: the scaled recursion
+    rejects those rows, the log-space one gives them, and the other rows of the batch are untouched."""
+    rng = np.random.default_rng(4)
+    labels, lengths, t_len, logp = _random_ctc_batch(rng, 4, 30, 5, 1.0)
+    lengths[:] = [6, 3, 0, 5]
+    t_len[:] = 30
+    logp[1] = (lambda x: x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
+               - x.max(-1, keepdims=True))(rng.normal(0.0, 800.0, (30, 5)))
+    ext, skip = _extended_labels(labels, lengths, 0)
+    ok = _ctc_scaled(np.exp(logp), ext, skip, lengths, t_len)[2]
+    assert ok.tolist() == [True, False, True, True]
+    nll, occ = ctc_forward_backward(logp, labels, lengths)
+    assert np.all(np.isfinite(nll)) and np.all(np.isfinite(occ)) and nll[1] > 1e3
+    log_p_ref, occ_ref = _ctc_log_space(logp, ext, skip, lengths, t_len)
+    np.testing.assert_allclose(-nll, log_p_ref, rtol=1e-12)
+    for b in range(4):  # each row as if it came alone
+        alone_nll, alone_occ = ctc_forward_backward(logp[b:b + 1], labels[b:b + 1], lengths[b:b + 1])
+        np.testing.assert_allclose(nll[b], alone_nll[0], rtol=1e-12)
+        np.testing.assert_allclose(occ[b], alone_occ[0], rtol=1e-9, atol=1e-12)
+
+
+def test_ctc_long_float32_input_keeps_full_range():
+    """A long input with short labels drives alpha and beta apart far below float32's range; the
+    result is still the float64 one rounded, not a fallback's float32 log-space sum."""
+    rng = np.random.default_rng(9)
+    labels, lengths, _, logp = _random_ctc_batch(rng, 4, 400, 20, 2.0)
+    lengths[:] = [1, 5, 9, 60]
+    logits = rng.normal(0.0, 2.0, (4, 400, 20))
+    r64 = compute("ctc", labels * (np.arange(labels.shape[1]) < lengths[:, None]), logits, reduction="none")
+    r32 = compute("ctc", labels * (np.arange(labels.shape[1]) < lengths[:, None]), logits, reduction="none",
+                  dtype="float32")
+    ext, skip = _extended_labels(labels, lengths, 0)
+    logp32 = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype(np.float32)
+    assert np.all(_ctc_scaled(np.exp(logp32), ext, skip, lengths, np.full(4, 400))[2])
+    np.testing.assert_allclose(r32.per_sample, r64.per_sample, rtol=2e-6)
+    np.testing.assert_allclose(r32.gradient, r64.gradient, atol=2e-6)
 
 
 @pytest.mark.parametrize("body,field", [

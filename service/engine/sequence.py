@@ -1,4 +1,4 @@
-"""Sequence losses: CTC (Keras semantics), on an exact log-space forward-backward.
+"""Sequence losses: CTC (Keras semantics), on an exact forward-backward.
 
 ``ctc_forward_backward`` is the shared core: it takes per-frame log-probabilities and integer
 label sequences and returns ``-log p(label | input)`` per sequence together with the normalised
@@ -18,10 +18,17 @@ log-probability of the class of state ``s`` at frame ``t``::
     occ[t, s]   = exp(alpha[t, s] + beta[t, s] - log p)
 
 where ``skip[s]`` holds for label states whose label differs from the previous label (a repeated
-label needs a blank in between). Every step is a logsumexp in the array's dtype (float32 stays
-float32); ``-inf`` stands for probability 0, so no ``log_epsilon`` floor is involved. The batch is
-vectorised (padded to the longest label); only the time axis is a Python loop. Cost
-``O(B * T * (2 L_max + 1))`` time and memory, plus ``O(B * T * C)`` for the softmax and gradient.
+label needs a blank in between). ``-inf`` stands for probability 0, so no ``log_epsilon`` floor
+is involved. The batch is vectorised (padded to the longest label); only the time axis is a Python
+loop. Cost ``O(B * T * (2 L_max + 1))`` time and memory, plus ``O(B * T * C)`` for the softmax and
+gradient.
+
+Two evaluations of this recursion. ``_ctc_scaled`` runs it in probability space, rescaling every
+frame (additions and multiplications only, in float64) and checks per sequence that nothing it
+kept came near underflow; ``_ctc_log_space`` runs it literally as above, in the request dtype, four
+transcendentals per state and frame. Every sequence takes the first; the ones it cannot vouch for
+(extreme logits, very long inputs) are redone with the second, so the result is the log-space
+result to rounding in every case, at about a quarter of its cost in the common one.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
-from ._math import log_softmax
+from ._math import axis_sum, log_softmax
 from .errors import DomainError, ShapeError
 from .registry import Evaluation, Loss, register
 
@@ -54,46 +61,49 @@ def ctc_repeats(labels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return (same & inside).sum(axis=1)
 
 
-def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarray,
-                         input_lengths: np.ndarray | None = None,
-                         blank: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``-log p(label)`` per sequence and the per-class occupation probabilities.
+def ctc_state_count(lengths: np.ndarray) -> int:
+    """``S = 2 L_max + 1``: states of the blank-extended labels, padded to the longest."""
+    return 2 * int(np.max(lengths, initial=0)) + 1
 
-    ``logp``: ``(B, T, C)`` log-probabilities (rows of ``exp(logp)`` sum to 1). ``labels``:
-    ``(B, L)`` integer classes, of which the first ``lengths[b]`` are the label (any class,
-    the blank included, is taken literally). ``input_lengths``: frames used per sequence
-    (default ``T``); later frames get zero occupation. The caller must have checked
-    ``lengths + repeats <= input_lengths``; then every ``log p`` is finite unless the
-    arithmetic underflows.
 
-    Returns ``nll`` of shape ``(B,)`` and ``occ`` of shape ``(B, T, C)``:
-    ``occ[b, t, k]`` = posterior probability that frame ``t`` emits class ``k`` (rows sum to 1
-    on used frames), so that ``d nll / d logp = -occ``.
-    """
-    dt = logp.dtype
-    B, T, C = logp.shape
-    lengths = np.asarray(lengths, dtype=np.int64)
-    t_len = np.full(B, T, dtype=np.int64) if input_lengths is None else np.asarray(input_lengths, dtype=np.int64)
-    l_max = int(lengths.max(initial=0))
-    S = 2 * l_max + 1
-    neg_inf = dt.type(-np.inf)
-    rows = np.arange(B)
-
-    # extended labels: blank on even states, the label on odd ones (padding states beyond 2L
-    # use the blank and are unreachable from the final states, so they never matter)
+def _extended_labels(labels: np.ndarray, lengths: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """``ext`` (B, S), the class of each state, and ``skip`` (B, S), whether state ``s`` may be
+    entered from ``s - 2`` (a label state whose label differs from the previous label)."""
+    B = labels.shape[0]
+    S = ctc_state_count(lengths)
+    l_max = S // 2
+    # blank on even states, the label on odd ones (padding states beyond 2L use the blank and are
+    # unreachable from the final states, so they never matter)
     ext = np.full((B, S), blank, dtype=np.int64)
     if l_max:
         ext[:, 1::2] = labels[:, :l_max]
     skip = np.zeros((B, S), dtype=bool)
     if l_max > 1:
         skip[:, 3::2] = labels[:, 1:l_max] != labels[:, :l_max - 1]
+    return ext, skip
+
+
+def _end_states(lengths: np.ndarray, S: int) -> np.ndarray:
+    """(B, S): the final blank state ``2L`` and, when ``L >= 1``, the final label state ``2L - 1``."""
+    last = 2 * lengths[:, None]
+    state = np.arange(S)[None, :]
+    return (state == last) | ((state == last - 1) & (lengths[:, None] > 0))
+
+
+def _ctc_log_space(logp: np.ndarray, ext: np.ndarray, skip: np.ndarray, lengths: np.ndarray,
+                   t_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The log-space recursion of the module docstring: ``log p`` (B,) and the state occupations
+    (B, T, S). Exact down to the smallest probabilities; costs four transcendentals per state and step."""
+    dt = logp.dtype
+    B, T, _ = logp.shape
+    S = ext.shape[1]
+    neg_inf = dt.type(-np.inf)
+    rows = np.arange(B)
     emit = np.take_along_axis(logp, np.broadcast_to(ext[:, None, :], (B, T, S)), axis=2)  # (B, T, S)
     last = 2 * lengths  # final blank state; last - 1 is the final label state (if L >= 1)
-
     pad1 = np.full((B, 1), neg_inf, dtype=dt)
     pad2 = np.full((B, 2), neg_inf, dtype=dt)
 
-    # forward
     alpha = np.full((B, T, S), neg_inf, dtype=dt)
     alpha[:, 0, 0] = emit[:, 0, 0]
     if S > 1:
@@ -107,14 +117,12 @@ def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarr
 
     final = alpha[rows, t_len - 1]  # (B, S)
     log_p = final[rows, last]
-    if l_max:
+    if S > 1:
         log_p = np.where(lengths > 0, np.logaddexp(log_p, final[rows, np.maximum(last - 1, 0)]), log_p)
 
     # backward, excluding the emission at t: beta[t, s] = log p(frames t+1.. | state s at t)
     beta = np.full((B, T, S), neg_inf, dtype=dt)
-    state = np.arange(S)[None, :]
-    ends = (state == last[:, None]) | ((state == last[:, None] - 1) & (lengths[:, None] > 0))
-    end_init = np.where(ends, dt.type(0), neg_inf)
+    end_init = np.where(_end_states(lengths, S), dt.type(0), neg_inf)
     skip_next = np.concatenate([skip[:, 2:], np.zeros((B, 2), dtype=bool)], axis=1)[:, :S]  # skip[s + 2]
     for t in range(T - 1, -1, -1):
         if t < T - 1:
@@ -129,11 +137,136 @@ def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarr
 
     finite = np.isfinite(log_p)
     safe_log_p = np.where(finite, log_p, dt.type(0))
-    occ_states = np.where(finite[:, None, None], np.exp(alpha + beta - safe_log_p[:, None, None]), dt.type(0))
-    # sum the state occupations per class: one bincount over flat (b, t, class) indices
-    flat = (rows[:, None, None] * T + np.arange(T)[None, :, None]) * C + ext[:, None, :]
-    occ = np.bincount(flat.ravel(), weights=occ_states.ravel(), minlength=B * T * C)
-    return -log_p, occ.reshape(B, T, C).astype(dt, copy=False)
+    occ = np.where(finite[:, None, None], np.exp(alpha + beta - safe_log_p[:, None, None]), dt.type(0))
+    return log_p, occ
+
+
+def _ctc_scaled(probs: np.ndarray, ext: np.ndarray, skip: np.ndarray, lengths: np.ndarray,
+                t_len: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same recursion in probability space with per-frame rescaling (Rabiner's scaling, as in
+    Graves 2012, sec. 7.3.1): additions and multiplications only, no transcendental per state.
+
+    Each frame's alpha (and beta) row is divided by its sum ``c_t`` (``d_t``), so ``log p`` is
+    ``sum_t log c_t`` plus the log of the final states' scaled mass, and the occupation of frame
+    ``t`` is ``alpha_t beta_t`` renormalised to sum 1. Underflow is the only way this can differ
+    from the log-space result: a value below the dtype's smallest normal number loses precision.
+    A value lost at frame ``t`` changes ``p`` by at most ``tiny / (c_t n_t)`` relative, with
+    ``n_t = sum_s alpha_t beta_t`` of the scaled rows, so a row is accepted (``ok``) only while
+    ``c_t n_t``, ``d_t n_t`` and ``n_t`` stay above ``S tiny / eps^2`` on every frame; the caller
+    redoes the other rows in log space.
+
+    ``n_t`` is where the range runs out: alpha weighs the states the frames so far favour and beta
+    those the frames to come favour, and on a long input with a short label the two peak at
+    opposite ends of the label, so ``n_t`` of random logits falls below float32's 1e-38 within a
+    few hundred frames. The recursion therefore runs in float64 for either request dtype (the
+    results are rounded to the request dtype), where it holds for inputs of thousands of frames.
+
+    Returns ``log p`` (B,), the occupations as a (B, T, S) view of a time-major array, and ``ok`` (B,).
+    """
+    dt = np.dtype(np.float64)  # float32's exponent range is too narrow for the scaled values (see above)
+    B, T, C = probs.shape
+    S = ext.shape[1]
+    # emission probabilities emit[t, b, s] = probs[b, t, ext[b, s]], time-major: each step is contiguous
+    flat_states = (np.arange(B)[:, None] * C + ext).ravel()
+    emit = np.take(probs.transpose(1, 0, 2).reshape(T, B * C), flat_states, axis=1).astype(dt, copy=False)
+    emit = emit.reshape(T, B, S)
+    into_skip = skip[:, 2:].astype(dt)  # state s may be entered from s - 2 ...
+    skip_next = into_skip                 # ... and, read from s, state s + 2 may be entered from s
+    end_states = _end_states(lengths, S)
+    ends = end_states / np.count_nonzero(end_states, axis=1, keepdims=True).astype(dt)  # beta at the last frame, scaled
+    ragged = bool(np.any(t_len < T))
+    first_short = int(t_len.min()) if B else T
+    tmp = np.empty((B, S), dtype=dt)
+
+    alpha = np.zeros((T, B, S), dtype=dt)
+    scale = np.ones((T, B), dtype=dt)  # c_t
+    beta = np.zeros((T, B, S), dtype=dt)
+    back = np.ones((T, B), dtype=dt)  # d_t
+    with np.errstate(all="ignore"):  # a row that underflows to 0 turns NaN and fails the check below
+        alpha[0, :, 0] = emit[0, :, 0]
+        if S > 1:
+            alpha[0, :, 1] = emit[0, :, 1] * (lengths > 0)
+        scale[0] = axis_sum(alpha[0], 1)
+        alpha[0] *= np.reciprocal(scale[0])[:, None]
+        for t in range(1, T):
+            prev, cur = alpha[t - 1], alpha[t]
+            cur[:, 0] = prev[:, 0]
+            np.add(prev[:, 1:], prev[:, :-1], out=cur[:, 1:])
+            np.multiply(prev[:, :-2], into_skip, out=tmp[:, 2:])
+            np.add(cur[:, 2:], tmp[:, 2:], out=cur[:, 2:])
+            np.multiply(cur, emit[t], out=cur)
+            c = axis_sum(cur, 1)
+            if ragged and t >= first_short:
+                done = t >= t_len  # frames past a row's input length leave it as it was
+                cur[done] = prev[done]
+                c[done] = 1
+            np.multiply(cur, np.reciprocal(c)[:, None], out=cur)
+            scale[t] = c
+
+        beta[T - 1] = ends * (t_len == T)[:, None]
+        for t in range(T - 2, -1, -1):
+            nxt = np.multiply(beta[t + 1], emit[t + 1], out=tmp)
+            cur = beta[t]
+            cur[:, -1] = nxt[:, -1]
+            np.add(nxt[:, :-1], nxt[:, 1:], out=cur[:, :-1])
+            if S > 2:
+                cur[:, :-2] += nxt[:, 2:] * skip_next
+            d = axis_sum(cur, 1)
+            np.multiply(cur, np.reciprocal(d)[:, None], out=cur)
+            if ragged and t >= first_short - 1:
+                start, after = t == t_len - 1, t > t_len - 1
+                cur[start] = ends[start]
+                cur[after] = 0
+                d[start | after] = 1
+            back[t] = d
+
+        final_mass = axis_sum(alpha[T - 1] * end_states, 1)  # scaled alpha of the last used frame
+        occ = np.multiply(alpha, beta, out=alpha)
+        norm = axis_sum(occ, 2)  # (T, B): n_t
+        used = np.arange(T)[:, None] < t_len[None, :]
+        norm[~used] = 1
+        occ *= np.reciprocal(norm)[:, :, None]
+
+        log_p = np.log(scale).sum(axis=0) + np.log(final_mass)
+        info = np.finfo(dt)
+        floor = S * float(info.tiny) / float(info.eps) ** 2
+        ok = np.all((norm * scale >= floor) & (norm * back >= floor) & (norm >= floor), axis=0) & np.isfinite(log_p)
+    return log_p, occ.transpose(1, 0, 2), ok
+
+
+def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarray,
+                         input_lengths: np.ndarray | None = None,
+                         blank: int = 0, probs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``-log p(label)`` per sequence and the per-class occupation probabilities.
+
+    ``logp``: ``(B, T, C)`` log-probabilities (rows of ``exp(logp)`` sum to 1); ``probs``: their
+    exponentials if the caller has them. ``labels``: ``(B, L)`` integer classes, of which the
+    first ``lengths[b]`` are the label (any class, the blank included, is taken literally).
+    ``input_lengths``: frames used per sequence (default ``T``); later frames get zero occupation.
+    The caller must have checked ``lengths + repeats <= input_lengths``; then every ``log p`` is
+    finite unless the arithmetic underflows.
+
+    Every row goes through the scaled probability-space recursion first; rows whose scaled values
+    came too close to underflow are redone exactly in log space (see ``_ctc_scaled``).
+
+    Returns ``nll`` of shape ``(B,)`` and ``occ`` of shape ``(B, T, C)``:
+    ``occ[b, t, k]`` = posterior probability that frame ``t`` emits class ``k`` (rows sum to 1
+    on used frames), so that ``d nll / d logp = -occ``.
+    """
+    dt = logp.dtype
+    B, T, C = logp.shape
+    lengths = np.asarray(lengths, dtype=np.int64)
+    t_len = np.full(B, T, dtype=np.int64) if input_lengths is None else np.asarray(input_lengths, dtype=np.int64)
+    ext, skip = _extended_labels(labels, lengths, blank)
+    if probs is None:
+        probs = np.exp(logp)
+    log_p, occ_states, ok = _ctc_scaled(probs, ext, skip, lengths, t_len)
+    if not np.all(ok):
+        redo = np.flatnonzero(~ok)
+        log_p[redo], occ_states[redo] = _ctc_log_space(logp[redo], ext[redo], skip[redo], lengths[redo], t_len[redo])
+    # sum the state occupations per class: a batched product with each row's one-hot state classes
+    one_hot = (ext[:, :, None] == np.arange(C)).astype(dt)
+    return (-log_p).astype(dt, copy=False), np.matmul(occ_states.astype(dt, copy=False), one_hot)
 
 
 @register
@@ -156,8 +289,9 @@ class CTC(Loss):
         "entries, so a 0 in the middle is taken literally as a label token for class 0: [1, 2, 0, 2] is the "
         "3-token label [1, 2, 0] and [0, 0, 3] is the 1-token label [0]. Put the padding 0s at the end. "
         "Every sequence uses all T frames (input_length = T). "
-        "Computed by an exact forward-backward in log space in the request dtype (Keras/Optax floor "
-        "log-probabilities at -1e5 instead of -inf; identical unless a loss exceeds ~1e4). The gradient is "
+        "Computed by an exact forward-backward: a rescaled probability-space recursion in float64, and, for "
+        "a sequence where that comes near underflow, the log-space recursion in the request dtype (Keras/Optax "
+        "floor log-probabilities at -1e5 instead of -inf; identical unless a loss exceeds ~1e4). The gradient is "
         "softmax(y_pred) minus the posterior class-occupation probabilities. "
         "422s: ranks other than (B, L) and (B, T, C), different batch sizes, C < 2, non-integral labels or "
         "labels outside [0, C), and a label that cannot fit: row b needs T >= L_b + R_b frames, R_b being "
@@ -209,7 +343,8 @@ class CTC(Loss):
     def evaluate(self, y_true, y_pred, p):
         labels, lengths = y_true
         logp = log_softmax(y_pred, axis=-1)
-        nll, occ = ctc_forward_backward(logp, labels, lengths)
+        soft = np.exp(logp)
+        nll, occ = ctc_forward_backward(logp, labels, lengths, probs=soft)
         if not np.all(np.isfinite(nll)):
             b = int(np.flatnonzero(~np.isfinite(nll))[0])
             raise DomainError(
@@ -218,7 +353,6 @@ class CTC(Loss):
 
         def vjp(up):
             # d(-log p)/d logits = softmax * sum_k occ - occ (sum_k occ = 1 on every frame)
-            soft = np.exp(logp)
             return up[:, None, None] * (soft * occ.sum(axis=-1, keepdims=True) - occ)
 
         return Evaluation(nll, vjp)
