@@ -10,8 +10,7 @@ import pytest
 
 from service.engine import REDUCTIONS, compute, get_loss
 from service.engine.sampling import rng_for
-from service.engine.sequence import (_ctc_log_space, _ctc_scaled, _extended_labels, ctc_forward_backward,
-                                     ctc_repeats)
+from service.engine.sequence import _ctc_log_space, _ctc_scaled, _extended_labels, ctc_forward_backward, ctc_repeats
 
 from .helpers import assert_rejected
 
@@ -183,8 +182,9 @@ def test_ctc_underflowing_rows_are_redone_in_log_space():
     labels, lengths, t_len, logp = _random_ctc_batch(rng, 4, 30, 5, 1.0)
     lengths[:] = [6, 3, 0, 5]
     t_len[:] = 30
-    logp[1] = (lambda x: x - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
-               - x.max(-1, keepdims=True))(rng.normal(0.0, 800.0, (30, 5)))
+    extreme = rng.normal(0.0, 800.0, (30, 5))
+    shifted = extreme - extreme.max(-1, keepdims=True)
+    logp[1] = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
     ext, skip = _extended_labels(labels, lengths, 0)
     ok = _ctc_scaled(np.exp(logp), ext, skip, lengths, t_len)[2]
     assert ok.tolist() == [True, False, True, True]
@@ -192,6 +192,8 @@ def test_ctc_underflowing_rows_are_redone_in_log_space():
     assert np.all(np.isfinite(nll)) and np.all(np.isfinite(occ)) and nll[1] > 1e3
     log_p_ref, occ_ref = _ctc_log_space(logp, ext, skip, lengths, t_len)
     np.testing.assert_allclose(-nll, log_p_ref, rtol=1e-12)
+    one_hot = ext[:, :, None] == np.arange(5)
+    np.testing.assert_allclose(occ, np.matmul(occ_ref, one_hot), rtol=1e-9, atol=1e-12)
     for b in range(4):  # each row as if it came alone
         alone_nll, alone_occ = ctc_forward_backward(logp[b:b + 1], labels[b:b + 1], lengths[b:b + 1])
         np.testing.assert_allclose(nll[b], alone_nll[0], rtol=1e-12)
@@ -202,7 +204,7 @@ def test_ctc_long_float32_input_keeps_full_range():
     """A long input with short labels drives alpha and beta apart far below float32's range; the
     result is still the float64 one rounded, not a fallback's float32 log-space sum."""
     rng = np.random.default_rng(9)
-    labels, lengths, _, logp = _random_ctc_batch(rng, 4, 400, 20, 2.0)
+    labels, lengths, _, _ = _random_ctc_batch(rng, 4, 400, 20, 2.0)
     lengths[:] = [1, 5, 9, 60]
     logits = rng.normal(0.0, 2.0, (4, 400, 20))
     r64 = compute("ctc", labels * (np.arange(labels.shape[1]) < lengths[:, None]), logits, reduction="none")
