@@ -29,6 +29,9 @@ class CatalogueEntry(BaseModel):
     differentiable: bool
     hessian: bool = Field(description="Whether outputs may include `hessian`.")
     notes: str = Field(description="Conventions and deliberate differences from the framework.")
+    work: str = Field(description=(
+        "How many values the evaluation's largest array holds. A request over the service's work limit "
+        "(LOSS_SERVICE_MAX_WORK) is refused with a 413 before any computation."))
     references: dict[str, str | None] = Field(description="Equivalents: keras, pytorch, optax, sklearn...")
 
 

@@ -13,6 +13,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest request body accepted (413 above)")
     max_elements: int = Field(5_000_000, gt=0, description="most numbers in all arrays of one request (413 above)")
+    max_work: int = Field(20_000_000, gt=0, description=(
+        "most values in the largest array one loss evaluation may build (413 above): CTC's alignment "
+        "lattice, Circle's pairs; elementwise losses build y_pred's size"))
     max_rank: int = Field(8, ge=1, le=32, description="most dimensions of one array (422 above)")
     max_batch_items: int = Field(64, gt=0, description="most requests in one /v1/batch call (413 above)")
     max_concurrency: int = Field(4, gt=0, description="computations that run at once; others wait their turn")

@@ -122,9 +122,13 @@ def generate(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] 
         y_true = np.moveaxis(y_true, -1, k) if y_true.ndim == len(shape) else y_true
         y_pred = np.moveaxis(y_pred, -1, k)
     try:
-        result = compute(spec, y_true, y_pred, params=p, reduction="none", outputs=("per_sample",))
+        result = compute(spec, y_true, y_pred, params=p, reduction="none", outputs=("per_sample",),
+                         max_work=limits.max_work)
     except ShapeError as err:
         raise ShapeError(f"{where} {list(shape)} does not fit {spec.name}: {err.detail}", (*loc, "shape")) from None
+    except LimitExceeded as err:
+        raise LimitExceeded(f"{where} {list(shape)} is too large for {spec.name}: {err.detail}",
+                            (*loc, "shape")) from None
     except InvalidInput as err:  # pragma: no cover - a sampler bug; the registry tests guard every loss
         raise InvalidInput(f"The exercise drawn for {spec.name} with {where} {list(shape)} and decimals={decimals} "
                            f"is not valid for the loss ({err.detail}); try more decimals or another shape.",

@@ -432,7 +432,7 @@ def grade(body: bytes, limits: Limits) -> dict[str, Any]:
         params = request.params
 
     result = compute(spec, y_true, y_pred, params=params, sample_weight=weights, reduction=request.reduction,
-                     outputs=tuple(names), dtype=request.dtype)
+                     outputs=tuple(names), dtype=request.dtype, max_work=limits.max_work)
 
     y_pred_shape = tuple(result.meta["y_pred_shape"])
     per_sample_shape = tuple(result.meta["per_sample_shape"])

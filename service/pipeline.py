@@ -16,7 +16,7 @@ from schemas import BatchItem, LossRequest
 from . import wire
 from .config import Settings
 from .engine import compute, get_loss
-from .engine.errors import ErrorItem, InvalidInput, LimitExceeded, LossServiceError, UnknownLoss
+from .engine.errors import ErrorItem, InvalidInput, LimitExceeded, LossServiceError, UnknownLoss, WorkLimitExceeded
 from .problems import problem_body
 
 ARRAY_FIELDS = ("y_true", "y_pred", "sample_weight")
@@ -28,10 +28,12 @@ class Limits:
     max_elements: int
     max_rank: int
     max_batch_items: int
+    max_work: int
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
-        return cls(max_elements=s.max_elements, max_rank=s.max_rank, max_batch_items=s.max_batch_items)
+        return cls(max_elements=s.max_elements, max_rank=s.max_rank, max_batch_items=s.max_batch_items,
+                   max_work=s.max_work)
 
 
 def validation_error(errors: list[dict], prefix: tuple = ()) -> InvalidInput:
@@ -93,7 +95,7 @@ def _evaluate(name: str, obj: dict, request: LossRequest, limits: Limits, number
                             f"(LOSS_SERVICE_MAX_ELEMENTS); split it into smaller requests.", ("body",))
     result = compute(spec, arrays["y_true"], arrays["y_pred"], params=request.params,
                      sample_weight=arrays["sample_weight"], reduction=request.reduction,
-                     outputs=request.outputs, dtype=request.dtype)
+                     outputs=request.outputs, dtype=request.dtype, max_work=limits.max_work)
     return _response(result)
 
 
@@ -136,8 +138,10 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
         try:
             request = validate_body(BatchItem, item, prefix=prefix)
             results.append(_evaluate(request.loss, item, request, limits, numbers_only, budget))
-        except LimitExceeded:
-            raise
+        except LimitExceeded as err:
+            if not isinstance(err, WorkLimitExceeded):
+                raise  # the request-wide limits fail the whole batch
+            results.append({"error": problem_body(err.with_prefix(prefix), instance)})
         except UnknownLoss as err:
             results.append({"error": problem_body(unknown_loss_in_body(err, prefix + ("loss",)), instance)})
         except LossServiceError as err:

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import registry
 from ._math import all_finite
-from .errors import InvalidInput, NonFiniteResult, UnsupportedOutput
+from .errors import InvalidInput, NonFiniteResult, UnsupportedOutput, WorkLimitExceeded
 from .params import bind
 from .reduction import REDUCTIONS, reduce
 
@@ -30,10 +30,12 @@ class Result:
 
 def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapping[str, Any] | None = None,
             sample_weight: Any = None, reduction: str = "sum_over_batch_size",
-            outputs: Iterable[str] = DEFAULT_OUTPUTS, dtype: str = "float64") -> Result:
+            outputs: Iterable[str] = DEFAULT_OUTPUTS, dtype: str = "float64", max_work: int | None = None) -> Result:
     """Evaluate ``loss`` on the inputs. Raises a typed ``LossServiceError`` on bad input.
 
-    Every step runs in ``dtype`` (epsilons included), as Keras does with its loss dtype.
+    Every step runs in ``dtype`` (epsilons included), as Keras does with its loss dtype. With
+    ``max_work``, inputs on which the loss would build an array of more values than that (see
+    ``Loss.work``) are refused with ``WorkLimitExceeded`` (a 413) before anything is computed.
     """
     spec = registry.get_loss(loss) if isinstance(loss, str) else loss
     outputs = tuple(dict.fromkeys(outputs))
@@ -65,12 +67,16 @@ def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapp
 
     # overflow and 0/0 are reported by _check_finite as a 422 naming the output, not as warnings
     with np.errstate(all="ignore"):
-        return _run(spec, p, y_true, y_pred, weights, reduction, outputs, dtype)
+        return _run(spec, p, y_true, y_pred, weights, reduction, outputs, dtype, max_work)
 
 
 def _run(spec: registry.Loss, p: dict, y_true: Any, y_pred: np.ndarray, weights: np.ndarray | None,
-         reduction: str, outputs: tuple[str, ...], dtype: str) -> Result:
+         reduction: str, outputs: tuple[str, ...], dtype: str, max_work: int | None) -> Result:
     y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
+    if max_work is not None and (work := spec.work(y_true, y_pred_used, p)) > max_work:
+        raise WorkLimitExceeded(
+            f"{spec.name} would build an array of {work:,} values for this y_pred of shape {list(y_pred.shape)} "
+            f"({spec.work_doc}), over the limit of {max_work:,}; send smaller inputs (split the batch).", ("y_pred",))
     derivatives = frozenset(name for name in ("gradient", "hessian") if name in outputs)
     evaluation = spec.evaluate_for(y_true, y_pred_used, p, derivatives)
     reduced = reduce(evaluation.per_sample, weights, evaluation.mask, reduction)

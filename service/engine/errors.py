@@ -100,6 +100,11 @@ class LimitExceeded(LossServiceError):
                          slug="limit-exceeded", title="Request too large")
 
 
+class WorkLimitExceeded(LimitExceeded):
+    """One evaluation would build arrays over the work limit: a fault of that item alone (in a batch,
+    the other items still run), unlike the request-wide size limits."""
+
+
 class MalformedJSON(LossServiceError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail=detail, errors=[ErrorItem(("body",), detail)], status=400,

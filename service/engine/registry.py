@@ -58,6 +58,7 @@ class Loss:
     y_pred_kind: ClassVar[str] = "real"
     sample_shape: ClassVar[tuple[int, ...]] = (4, 3)
     examples: ClassVar[tuple[dict[str, Any], ...]] = ()
+    work_doc: ClassVar[str] = "y_pred.size: the evaluation works elementwise"
 
     # --- inputs -------------------------------------------------------------------------------
     def y_pred_domain(self, p: dict) -> Interval | None:
@@ -87,6 +88,13 @@ class Loss:
     def sample_pred_kind(self, p: dict) -> str:
         return "logits" if p.get("from_logits") else self.y_pred_kind
 
+    def work(self, y_true: Any, y_pred: np.ndarray, p: dict) -> int:
+        """Values in the largest array the evaluation builds, from the prepared inputs: its memory
+        and time grow with this. Most losses work elementwise; one that builds more (all pairs, an
+        alignment lattice) says how much (and ``work_doc`` says it in words), so that a request can
+        be refused before it exhausts the machine."""
+        return int(y_pred.size)
+
     # --- computation --------------------------------------------------------------------------
     def evaluate(self, y_true: Any, y_pred: np.ndarray, p: dict) -> Evaluation:
         raise NotImplementedError
@@ -112,6 +120,7 @@ class Loss:
             "differentiable": self.differentiable,
             "hessian": self.hessian,
             "notes": self.notes,
+            "work": self.work_doc,
             "references": dict(self.references),
         }
 

@@ -312,6 +312,12 @@ class CTC(Loss):
     y_true_kind, y_pred_kind = "labels", "logits"
     sample_shape = (2, 6, 4)
     test_shapes = ((2, 6, 4), (3, 5, 3))
+    work_doc = "B x T x (2 L_max + 1): the alignment lattice of every sequence, L_max the longest label"
+
+    def work(self, y_true, y_pred, p):
+        _, lengths = y_true
+        B, T, C = y_pred.shape
+        return B * T * max(ctc_state_count(lengths), C)
 
     def prepare(self, y_true, y_pred, p):
         if y_pred.ndim != 3:
