@@ -50,8 +50,8 @@ import numpy as np
 
 from bench._common import ROOT, describe_git, environment, fmt_ms, loadavg, relpath, summarize, write_results
 from bench._lineprof import LineProfiler
-from service.engine import all_losses, compute, get_loss
-from service.runtime import limit_blas_threads, reuse_freed_memory
+from service.engine import all_losses, compute, get_loss, vecmath
+from service.runtime import limit_math_threads, reuse_freed_memory
 
 try:  # optional: the comparison needs it, the script does not
     import torch
@@ -425,7 +425,8 @@ def report(results: list[dict], args, env: dict) -> str:
     lines = []
     v = env["versions"]
     threads = (f"torch threads {args.torch_threads} (default {default_threads})"
-               if torch is not None else "PyTorch not installed") + f", NumPy BLAS threads {env['blas_threads']}"
+               if torch is not None else "PyTorch not installed") + (f", NumPy BLAS and MKL threads {env['blas_threads']}"
+                                                                    f"; exp/log: {env['vector_math']}")
     lines.append(f"Python {v['python']}, NumPy {v['numpy']}, torch {v['torch']}; {env['cpu_count']} CPUs; {threads}; "
                  f"median of {args.repeats} interleaved rounds (fewer for cases over the {args.budget:.0f} s budget) "
                  f"after {args.warmup} warm-up; load average {env['load_start']} at start, {env['load_end']} at end; "
@@ -540,6 +541,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--blas-threads", type=int, default=1,
                     help="NumPy's BLAS threads, as LOSS_SERVICE_BLAS_THREADS (default 1, the service's default "
                          "and the same one core torch gets; 0 = OpenBLAS's default)")
+    ap.add_argument("--vector-math", choices=vecmath.BACKENDS, default="auto",
+                    help="the engine's exp/log backend, as LOSS_SERVICE_VECTOR_MATH (default auto: mkl where installed)")
     ap.add_argument("--torch-threads", type=int, default=1, help="torch.set_num_threads (default 1)")
     ap.add_argument("--torch-default-threads", action="store_true",
                     help="add a float32 torch column with torch's default thread count")
@@ -560,20 +563,23 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     global default_threads
     args = parse_args(argv)
+    if torch is not None:
+        default_threads = torch.get_num_threads()  # before the OpenMP limit below, which torch shares
     env_reuse = False if args.no_reuse_memory else reuse_freed_memory()
-    env_blas = args.blas_threads if limit_blas_threads(args.blas_threads) else "default"
+    vecmath.use(args.vector_math)
+    env_blas = args.blas_threads if limit_math_threads(args.blas_threads) else "default"
     if torch is None:
         print("PyTorch is not installed, so only our timings are shown. It is a benchmark extra, never a runtime "
               "dependency: install it with `.venv/bin/pip install torch==2.13.0` (CPU wheel) to compare.\n")
         args.no_torch = True
     else:
-        default_threads = torch.get_num_threads()
         torch.set_num_threads(args.torch_threads)
     env = environment("numpy", "torch")
     env["load_start"] = loadavg()
     env["torch_default_threads"] = default_threads or None
     env["reuse_freed_memory"] = env_reuse
     env["blas_threads"] = env_blas
+    env["vector_math"] = vecmath.backend
 
     cases = build_cases(args.names, args.shapes)
     if args.no_variants:

@@ -15,10 +15,11 @@ from service.catalogue import EXAMPLES_PATH
 from service.engine import all_losses
 from service.pipeline import Limits, loss_response
 
-LIMITS = Limits(max_elements=10_000_000, max_rank=8, max_batch_items=64)
+LIMITS = Limits(max_elements=10_000_000, max_rank=8, max_batch_items=64, max_work=100_000_000)
 
 
-def main() -> None:
+def build() -> dict[str, list[dict]]:
+    """Every registered loss's example requests with the responses the service gives them now."""
     out = {}
     for loss in all_losses():
         examples = []
@@ -26,6 +27,11 @@ def main() -> None:
             body = json.dumps(request).encode()
             examples.append({"request": request, "response": json.loads(loss_response(loss.name, body, LIMITS))})
         out[loss.name] = examples
+    return out
+
+
+def main() -> None:
+    out = build()
     EXAMPLES_PATH.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {sum(len(v) for v in out.values())} examples of {len(out)} losses to {EXAMPLES_PATH.name}")
 

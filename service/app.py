@@ -15,9 +15,10 @@ from . import __version__
 from .api import docs, grading, ops, problems, routes
 from .api.compute import ComputeGate
 from .config import Settings, get_settings
+from .engine import vecmath
 from .engine.errors import LossServiceError
 from .pipeline import Limits
-from .runtime import limit_blas_threads, reuse_freed_memory
+from .runtime import limit_math_threads, reuse_freed_memory
 
 DESCRIPTION = """
 Machine-learning losses and their gradients over HTTP: every Keras 3 loss exactly as Keras
@@ -51,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.getLogger("service").setLevel(settings.log_level.upper())
     if settings.reuse_memory:
         reuse_freed_memory()
-    limit_blas_threads(settings.blas_threads)
+    vecmath.use(settings.vector_math)
+    limit_math_threads(settings.blas_threads)
+    logging.getLogger("service").info("vector math: %s", vecmath.backend)
     app = FastAPI(
         title="Loss service", version=__version__, description=DESCRIPTION,
         docs_url=None, redoc_url=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +27,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS (JSON list)")
     api_key: str | None = Field(None, description="if set, /v1 routes require the X-API-Key header")
     reuse_memory: bool = Field(True, description="keep freed large blocks for reuse (glibc), avoiding page faults")
-    blas_threads: int = Field(1, ge=0, description="threads of NumPy's BLAS per computation (0: the library default)")
+    blas_threads: int = Field(1, ge=0, description=(
+        "threads of NumPy's BLAS and of MKL's vector math per computation (0: the libraries' defaults)"))
+    vector_math: Literal["auto", "numpy", "mkl"] = Field("auto", description=(
+        "exp/log/tanh backend of the engine: mkl (Intel MKL's vector math, installed on x86-64 Linux), numpy, "
+        "or auto (mkl where installed)"))
 
 
 @lru_cache

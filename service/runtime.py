@@ -34,20 +34,24 @@ def reuse_freed_memory() -> bool:
     return ok
 
 
-def limit_blas_threads(threads: int) -> bool:
-    """Cap the threads of NumPy's BLAS (OpenBLAS) at ``threads``; 0 leaves the library's default.
+def limit_math_threads(threads: int) -> bool:
+    """Cap the threads of NumPy's BLAS (OpenBLAS) and of OpenMP (which MKL's vector math runs on,
+    see ``engine.vecmath``) at ``threads``; 0 leaves the libraries' defaults.
 
-    The engine sends row sums and Circle's pairwise products through BLAS. OpenBLAS would split
-    even a millisecond matrix-vector product over every core, and its idle threads keep spinning
-    afterwards, competing with the computation itself and with concurrent requests (the service
-    runs up to ``max_concurrency`` computations at once, one core each). Returns whether a limit
-    was applied."""
+    The engine sends row sums and Circle's pairwise products through BLAS, and exp/log through
+    MKL. Both would split even a millisecond operation over every core, and their idle threads
+    keep spinning afterwards, competing with the computation itself and with concurrent requests
+    (the service runs up to ``max_concurrency`` computations at once, one core each). Returns
+    whether a limit was applied."""
     if threads <= 0:
         return False
-    import numpy  # noqa: F401 - threadpoolctl can only limit a BLAS that is already loaded
+    import numpy  # noqa: F401 - threadpoolctl can only limit libraries that are already loaded
     from threadpoolctl import threadpool_limits  # only the service process needs it
+
+    from .engine import vecmath  # noqa: F401 - loads MKL's OpenMP runtime where it is installed
 
     # not used as a context manager: the limit stays for the life of the process
     threadpool_limits(limits=threads, user_api="blas")
-    log.debug("BLAS threads limited to %d", threads)
+    threadpool_limits(limits=threads, user_api="openmp")
+    log.debug("BLAS and OpenMP threads limited to %d", threads)
     return True

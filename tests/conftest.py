@@ -28,6 +28,23 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _vector_math_backends() -> tuple[str, ...]:
+    from service.engine import vecmath
+    return vecmath.available()
+
+
+@pytest.fixture(params=_vector_math_backends())
+def each_vector_math(request):
+    """Runs a test once per exp/log backend this environment has (engine.vecmath), restoring the
+    backend afterwards. Modules whose numbers depend on it use it for every test."""
+    from service.engine import vecmath
+
+    previous = vecmath.backend
+    vecmath.use(request.param)
+    yield request.param
+    vecmath.use(previous)
+
+
 def make_client(**settings):
     """An httpx client on an in-process app built with the given settings overrides."""
     import httpx

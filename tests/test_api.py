@@ -127,6 +127,7 @@ async def test_health_and_readiness(client):
     assert (await client.get("/healthz")).json()["status"] == "ok"
     ready = (await client.get("/readyz")).json()
     assert ready["status"] == "ready" and ready["losses"] == len(all_losses())
+    assert ready["vector_math"] in ("mkl", "numpy")
 
 
 async def test_metrics_count_requests_and_computations(client):

@@ -32,3 +32,13 @@ async def test_detail_serves_the_stored_examples(client):
     for loss in all_losses():
         data = (await client.get(f"/v1/losses/{loss.name}")).json()
         assert data["examples"] == STORED[loss.name]
+
+
+def test_the_generation_script_reproduces_the_stored_examples():
+    """scripts/generate_examples.py (run after changing a loss) still runs and writes what is stored."""
+    import runpy
+
+    from .conftest import REPO
+
+    script = runpy.run_path(str(REPO / "scripts" / "generate_examples.py"), run_name="generate_examples")
+    assert script["build"]() == stored_examples()

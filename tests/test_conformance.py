@@ -10,6 +10,8 @@ from service.engine.errors import UnknownLoss
 
 from .conftest import load_conformance
 
+pytestmark = pytest.mark.usefixtures("each_vector_math")  # Keras's numbers under MKL's and NumPy's exp/log
+
 SEED = load_conformance("seed_examples.json")
 KERAS = load_conformance("keras_test_suite_cases.json")
 

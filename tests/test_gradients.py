@@ -17,6 +17,8 @@ from service.engine.sampling import rng_for
 
 H = 1e-6
 
+pytestmark = pytest.mark.usefixtures("each_vector_math")
+
 
 def param_variants(loss) -> list[dict]:
     """Defaults, each boolean flipped, each float parameter moved inside its interval, plus the

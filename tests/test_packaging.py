@@ -386,13 +386,18 @@ def test_readme_documents_every_setting():
     assert not missing, f"README \"Configuration\" does not document {missing}"
 
 
-def test_blas_thread_limit_applies_and_zero_keeps_the_default():
+def test_math_thread_limit_applies_and_zero_keeps_the_default():
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from service.runtime import limit_blas_threads
+    from service.engine import vecmath
+    from service.runtime import limit_math_threads
 
     with threadpool_limits(limits=None):  # restores the test process's own setting afterwards
-        assert limit_blas_threads(0) is False
-        assert limit_blas_threads(1) is True
-        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert limit_math_threads(0) is False
+        assert limit_math_threads(1) is True
+        pools = threadpool_info()
+        blas = [pool for pool in pools if pool["user_api"] == "blas"]
         assert blas and all(pool["num_threads"] == 1 for pool in blas)
+        openmp = [pool for pool in pools if pool["user_api"] == "openmp"]
+        assert all(pool["num_threads"] == 1 for pool in openmp)
+        assert openmp or "mkl" not in vecmath.available()  # MKL's vector math runs on OpenMP

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas import Health
 
 from .. import __version__
-from ..engine import all_losses, get_loss
+from ..engine import all_losses, get_loss, vecmath
 from ..engine.errors import UnknownLoss
 
 router = APIRouter(tags=["operations"])
@@ -25,7 +25,7 @@ async def healthz() -> Health:
 
 @router.get("/readyz", response_model=Health, summary="Readiness")
 async def readyz() -> Health:
-    return Health(status="ready", version=__version__, losses=len(all_losses()))
+    return Health(status="ready", version=__version__, losses=len(all_losses()), vector_math=vecmath.backend)
 
 
 class Metrics:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from . import vecmath as vm
 from .params import normalize_axes
 from .registry import Evaluation, Loss
 
@@ -32,7 +33,7 @@ def log1p_and_reciprocal(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     corrects the rounding of ``1 + u`` to first order (exact when ``w == 1``)."""
     w = u + 1
     r = np.reciprocal(w)
-    out = np.log(w)
+    out = vm.log(w)
     np.subtract(w, 1, out=w)
     np.subtract(w, u, out=w)
     np.multiply(w, r, out=w)  # ((1 + u) - 1 - u) / (1 + u): the rounding of 1 + u, to first order
@@ -43,27 +44,27 @@ def exp_neg_abs(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``exp(-scale |x|)`` in (0, 1], in one new array."""
     u = np.abs(x)
     np.multiply(u, x.dtype.type(-scale), out=u)
-    return np.exp(u, out=u)
+    return vm.exp(u, out=u)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     # exp(-x) overflows to inf for x < -709 (float64) and gives exactly 0, the correctly rounded value
     with np.errstate(over="ignore"):
-        return 1 / (1 + np.exp(-x))
+        return 1 / (1 + vm.exp(-x))
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
     """``log(1 + e^x)`` without overflow: ``max(x, 0) + log1p(e^-|x|)``."""
-    return np.maximum(x, x.dtype.type(0)) + log1p_nonneg(np.exp(-np.abs(x)))
+    return np.maximum(x, x.dtype.type(0)) + log1p_nonneg(vm.exp(-np.abs(x)))
 
 
 def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted - vm.log(vm.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = vm.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 

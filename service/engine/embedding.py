@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
+from . import vecmath as vm
 from ._math import eps_like, sigmoid, softplus
 from .errors import DomainError, ShapeError
 from .params import BOOL, FLOAT, POSITIVE, Param, normalize_axes
@@ -62,7 +63,7 @@ def _masked_softmax(z: np.ndarray, mask: np.ndarray, lse: np.ndarray) -> np.ndar
     finite = np.isfinite(lse)
     ok = mask & finite[:, None]
     shifted = np.where(ok, z - np.where(finite, lse, z.dtype.type(0))[:, None], z.dtype.type(0))
-    return np.where(ok, np.exp(shifted), z.dtype.type(0))
+    return np.where(ok, vm.exp(shifted), z.dtype.type(0))
 
 
 def _masked_logsumexp(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -72,7 +73,7 @@ def _masked_logsumexp(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
     m = masked.max(axis=1)
     shift = np.where(np.isfinite(m), m, dt(0))
     with np.errstate(divide="ignore"):  # log(0) = -inf for empty rows, as Keras gives
-        return np.log(np.exp(masked - shift[:, None]).sum(axis=1)) + shift
+        return vm.log(vm.exp(masked - shift[:, None]).sum(axis=1)) + shift
 
 
 @register

@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from . import checks
+from . import vecmath as vm
 from ._math import (
     MeanOverAxis,
     Terms,
@@ -86,7 +87,7 @@ class BinaryCrossentropy(MeanOverAxis):
         if p["from_logits"]:
             return self.logit_terms(y, x)
         pc, inside = clipped_probabilities(x)
-        value = -(y * np.log(pc) + (one - y) * np.log(one - pc))
+        value = -(y * vm.log(pc) + (one - y) * vm.log(one - pc))
         return (value, lambda: np.where(inside, (pc - y) / (pc * (one - pc)), 0),
                 lambda: np.where(inside, y / (pc * pc) + (one - y) / ((one - pc) * (one - pc)), 0))
 
@@ -133,9 +134,9 @@ class _Categorical(Loss):
             total = axis_sum(y, axis)
             # -sum y (shifted - log S) = sum(y) log S - <y, shifted>: no log-softmax array is materialised
             dot = axis_dot(y, shifted, axis)
-            ex = np.exp(shifted, out=shifted)
+            ex = vm.exp(shifted, out=shifted)
             sum_ex = axis_sum(ex, axis)
-            per_sample = total * np.log(sum_ex) - dot
+            per_sample = total * vm.log(sum_ex) - dot
 
             def vjp(up):
                 # softmax * sum(y) * upstream - y * upstream, the exponentials scaled in place
@@ -151,7 +152,7 @@ class _Categorical(Loss):
         total = axis_sum(x, axis, keepdims=True)
         q = x / total
         pc, inside = clipped_probabilities(q)
-        per_sample = -axis_dot(y, np.log(pc), axis)
+        per_sample = -axis_dot(y, vm.log(pc), axis)
 
         def vjp(up):
             g = np.where(inside, -y / pc, 0)  # d loss / d q
@@ -267,9 +268,9 @@ class SparseCategoricalCrossentropy(_Categorical):
         index = None if last else np.expand_dims(labels, axis)
         at_label = (np.take(shifted, positions).reshape(labels.shape) if last
                     else np.take_along_axis(shifted, index, axis=axis).squeeze(axis))
-        ex = np.exp(shifted, out=shifted)
+        ex = vm.exp(shifted, out=shifted)
         sum_ex = axis_sum(ex, axis)
-        per_sample = np.log(sum_ex) - at_label
+        per_sample = vm.log(sum_ex) - at_label
 
         def vjp(up):
             grad = np.multiply(ex, np.expand_dims(up / sum_ex, axis), out=ex)  # the exponentials, scaled in place
@@ -332,7 +333,7 @@ class KLDivergence(MeanOverAxis):
         one = x.dtype.type(1)
         yc = np.clip(y, eps, one)
         xc = np.clip(x, eps, one)
-        value = yc * np.log(yc / xc)
+        value = yc * vm.log(yc / xc)
         inside = (x >= eps) & (x <= one)
         return value, lambda: np.where(inside, -yc / xc, 0), lambda: np.where(inside, yc / (xc * xc), 0)
 
@@ -356,7 +357,7 @@ class Poisson(MeanOverAxis):
 
     def terms(self, y, x, p) -> Terms:
         shifted = x + eps_like(x)
-        return (x - y * np.log(shifted), lambda: 1 - y / shifted, lambda: y / (shifted * shifted))
+        return (x - y * vm.log(shifted), lambda: 1 - y / shifted, lambda: y / (shifted * shifted))
 
 
 
@@ -418,8 +419,8 @@ class BinaryFocalCrossentropy(MeanOverAxis):
             y = y * dt(1.0 - ls) + dt(0.5 * ls)
         prob = sigmoid(x) if p["from_logits"] else x
         pc, inside = clipped_probabilities(prob)
-        bce = y * np.log(pc)
-        bce = bce + (one - y) * np.log(one - pc)
+        bce = y * vm.log(pc)
+        bce = bce + (one - y) * vm.log(one - pc)
         bce = -bce
         u = np.maximum(one - (y * prob + (one - y) * (one - prob)), dt(0))  # 1 - p_t (>= 0 up to rounding)
         gamma = p["gamma"]
@@ -511,7 +512,7 @@ class CategoricalFocalCrossentropy(_DenseCategorical):
         total = s.sum(axis=axis, keepdims=True)
         q = s / total
         pc, inside = clipped_probabilities(q)
-        log_pc = np.log(pc)
+        log_pc = vm.log(pc)
         cce = -y * log_pc
         modulating = np.power(one - pc, dt(gamma))
         per_sample = ((modulating * alpha) * cce).sum(axis=axis)

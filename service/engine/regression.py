@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import vecmath as vm
 from ._math import AxisSums, MeanOverAxis, Terms, axis_dot, eps_like, exp_neg_abs, log1p_and_reciprocal, sign
 from .params import FLOAT, POSITIVE, Param
 from .registry import Evaluation, register
@@ -103,7 +104,7 @@ class LogCosh(MeanOverAxis):
             t *= r
             return np.copysign(t, e, out=t)
 
-        return value, tanh, lambda: one - np.square(np.tanh(e))
+        return value, tanh, lambda: one - np.square(vm.tanh(e))
 
 
 @register
@@ -160,7 +161,7 @@ class MeanSquaredLogarithmicError(MeanOverAxis):
         one = x.dtype.type(1)
         two = x.dtype.type(2)
         xm = np.maximum(x, eps) + one
-        diff = np.log(xm) - np.log(np.maximum(y, eps) + one)
+        diff = vm.log(xm) - vm.log(np.maximum(y, eps) + one)
         active = x > eps  # max(x, eps)' = 0 at the floor and below it
         return (diff * diff, lambda: np.where(active, two * diff / xm, 0),
                 lambda: np.where(active, two * (one - diff) / (xm * xm), 0))

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import checks
+from . import vecmath as vm
 from ._math import axis_sum, log_softmax
 from .errors import DomainError, ShapeError
 from .registry import Evaluation, Loss, register
@@ -49,7 +50,7 @@ def _lae3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     m = np.maximum(np.maximum(a, b), c)
     m = np.where(np.isfinite(m), m, m.dtype.type(0))
     with np.errstate(divide="ignore"):
-        return np.log(np.exp(a - m) + np.exp(b - m) + np.exp(c - m)) + m
+        return vm.log(vm.exp(a - m) + vm.exp(b - m) + vm.exp(c - m)) + m
 
 
 def ctc_repeats(labels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -137,7 +138,7 @@ def _ctc_log_space(logp: np.ndarray, ext: np.ndarray, skip: np.ndarray, lengths:
 
     finite = np.isfinite(log_p)
     safe_log_p = np.where(finite, log_p, dt.type(0))
-    occ = np.where(finite[:, None, None], np.exp(alpha + beta - safe_log_p[:, None, None]), dt.type(0))
+    occ = np.where(finite[:, None, None], vm.exp(alpha + beta - safe_log_p[:, None, None]), dt.type(0))
     return log_p, occ
 
 
@@ -227,7 +228,7 @@ def _ctc_scaled(probs: np.ndarray, ext: np.ndarray, skip: np.ndarray, lengths: n
         norm[~used] = 1
         occ *= np.reciprocal(norm)[:, :, None]
 
-        log_p = np.log(scale).sum(axis=0) + np.log(final_mass)
+        log_p = vm.log(scale).sum(axis=0) + vm.log(final_mass)
         info = np.finfo(dt)
         floor = S * float(info.tiny) / float(info.eps) ** 2
         ok = np.all((norm * scale >= floor) & (norm * back >= floor) & (norm >= floor), axis=0) & np.isfinite(log_p)
@@ -259,7 +260,7 @@ def ctc_forward_backward(logp: np.ndarray, labels: np.ndarray, lengths: np.ndarr
     t_len = np.full(B, T, dtype=np.int64) if input_lengths is None else np.asarray(input_lengths, dtype=np.int64)
     ext, skip = _extended_labels(labels, lengths, blank)
     if probs is None:
-        probs = np.exp(logp)
+        probs = vm.exp(logp)
     log_p, occ_states, ok = _ctc_scaled(probs, ext, skip, lengths, t_len)
     if not np.all(ok):
         redo = np.flatnonzero(~ok)
@@ -349,7 +350,7 @@ class CTC(Loss):
     def evaluate(self, y_true, y_pred, p):
         labels, lengths = y_true
         logp = log_softmax(y_pred, axis=-1)
-        soft = np.exp(logp)
+        soft = vm.exp(logp)
         nll, occ = ctc_forward_backward(logp, labels, lengths, probs=soft)
         if not np.all(np.isfinite(nll)):
             b = int(np.flatnonzero(~np.isfinite(nll))[0])
