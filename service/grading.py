@@ -111,7 +111,10 @@ def read_submitted(value: Any, *, max_rank: int, may_hold_bools: bool,
     except (OverflowError, TypeError, ValueError):  # integers beyond float64: convert one by one
         def conv(node: Any) -> Any:
             return [conv(c) for c in node] if isinstance(node, list) else _to_float(node)
-        return np.array(conv(value), dtype=np.float64), None
+        try:
+            return np.array(conv(value), dtype=np.float64), None
+        except ValueError:  # defensive: still not a regular array
+            return None, "it is not a regular array of numbers (rows of different shapes)"
 
 
 # --- comparing ------------------------------------------------------------------------------------
@@ -206,7 +209,8 @@ def _ratio_hint(output: str, c: float, scalar: bool, ctx: Context) -> str | None
     elif near(1.0):
         size = None
     else:
-        k, inv = round(mag), round(1 / mag) if mag else 0
+        k = round(mag) if math.isfinite(mag) else 0
+        inv = round(1 / mag) if mag and math.isfinite(1 / mag) else 0
         if 2 <= k <= 10**6 and near(float(k)):
             size, reason = f"{k} times too large{each}", "a constant factor; look for a missing division"
         elif 2 <= inv <= 10**6 and near(1.0 / inv):

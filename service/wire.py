@@ -90,7 +90,9 @@ def numbers_only(body: bytes, rest: Any) -> bool:
     """True when every ``"`` and ``true``/``false`` in the raw body is accounted for by ``rest``
     (the parsed request without its number arrays): then those arrays can hold only numbers and
     nulls. A miscount can only say False, which costs the exact walk, never a wrong answer."""
-    return count_bool_tokens(body) == count_bools(rest) and count_quotes(body) == quotes_of(rest)
+    # a quote written as \u0022 inside a string is no " byte, and could let a string in an array balance it
+    return (b"\\u0022" not in body and count_bool_tokens(body) == count_bools(rest)
+            and count_quotes(body) == quotes_of(rest))
 
 
 def count_bools(value: Any) -> int:
@@ -156,6 +158,8 @@ def find_irregularity(value: list, max_rank: int, allow_null: bool = False) -> I
         if not leaf_depth:
             leaf_depth.append(depth)
         elif depth != leaf_depth[0]:
+            return Irregularity("number_for_array", path)
+        if len(lengths) > depth:  # an array came first at this depth (e.g. [[], 1])
             return Irregularity("number_for_array", path)
         if node is None and allow_null:
             return None
@@ -242,6 +246,9 @@ def _big_ints(value: list, field: str) -> np.ndarray:
     except OverflowError:
         raise InvalidInput(f"{field} holds a number beyond the float64 range.", (field,),
                            slug="non-finite-input", title="Non-finite input") from None
+    except (ValueError, TypeError):  # defensive: _diagnose found nothing, yet NumPy sees no regular array
+        raise InvalidInput(f"{field} is not a regular array of numbers; every row must have the same shape.",
+                           (field,)) from None
 
 
 def check_elements(arrays: Iterable[np.ndarray | None], limit: int, where: str = "the request") -> int:

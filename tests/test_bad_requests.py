@@ -177,3 +177,54 @@ async def test_api_key_guard():
         ok = await client.post("/v1/losses/mse", json=GOOD, headers={"x-api-key": "s3cret"})
         assert ok.status_code == 200
         assert (await client.get("/healthz")).status_code == 200
+
+
+# --- found by fuzzing: each was a 500, a multi-gigabyte allocation or a string read as a number ------
+
+MSE = {"y_true": [[0.0, 1.0]], "y_pred": [[0.5, 0.5]]}
+SCE = {"y_true": [1, 2], "y_pred": [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]}
+
+
+@pytest.mark.parametrize("path,raw,status,field", [
+    # an empty row before a number: ragged, though no number precedes the empty row
+    ("/v1/losses/mse", b'{"y_true": [1], "y_pred": [[], 1]}', 422, "y_pred"),
+    ("/v1/losses/mse", b'{"y_true": [1], "y_pred": [1], "sample_weight": [[], 1]}', 422, "sample_weight"),
+    # float parameters written as integer literals beyond float64
+    ("/v1/losses/huber", b'{"y_true": [1], "y_pred": [2], "params": {"delta": 1' + b"0" * 400 + b"}}", 422,
+     "params.delta"),
+    # integer parameters beyond 64 bits (they are echoed in meta.params)
+    ("/v1/losses/sparse_categorical_crossentropy",
+     json.dumps({**SCE, "params": {"ignore_class": 10**30}}).encode(), 422, "params.ignore_class"),
+    ("/v1/losses/sparse_categorical_crossentropy",
+     json.dumps({**SCE, "params": {"ignore_class": 1e308}}).encode(), 422, "params.ignore_class"),
+    # weights that broadcast with the per-sample values into an outer product
+    ("/v1/losses/mse", json.dumps({"y_true": [[0.0]] * 50, "y_pred": [[1.0]] * 50,
+                                   "sample_weight": [[[1.0]]] * 50}).encode(), 422, "sample_weight"),
+    # a string in an array, with a \u0022 elsewhere balancing the raw quote count
+    ("/v1/batch", (b'{"requests": [{"loss": "\\u0022\\u0022", "y_pred": [1]}, '
+                   b'{"loss": "mse", "y_true": [1], "y_pred": ["1e5"]}]}'), 200, None),
+])
+async def test_fuzz_findings_are_4xx_problems(client, path, raw, status, field):
+    response = await client.post(path, content=raw, headers={"content-type": "application/json"})
+    if status == 200:  # a batch: the string must be refused in its item
+        items = response.json()["results"]
+        assert items[1]["error"]["status"] == 422 and "string" in items[1]["error"]["detail"]
+    else:
+        assert_problem(response, status, field)
+
+
+async def test_grading_a_ragged_or_subnormal_submission_is_feedback_not_500(client):
+    ragged = await client.post("/v1/grade", json={"loss": "mse", "y_true": [[0, 1]], "y_pred": [[1, 1]],
+                                                  "submission": {"gradient": [[], 1]}})
+    assert ragged.status_code == 200 and ragged.json()["passed"] is False
+    tiny = await client.post("/v1/grade", json={"loss": "mse", **MSE, "submission": {"loss": 1e-320}})
+    assert tiny.status_code == 200 and tiny.json()["passed"] is False
+
+
+async def test_one_hot_exercise_with_many_classes_is_cheap(client):
+    """The sampler draws one-hot rows without a classes x classes identity matrix (298 GiB here)."""
+    response = await client.post("/v1/exercises", json={"loss": "categorical_crossentropy", "seed": 1,
+                                                        "shape": [2, 200000], "decimals": None})
+    assert response.status_code == 200
+    y_true = response.json()["y_true"]
+    assert [sum(row) for row in y_true] == [1.0, 1.0]

@@ -127,7 +127,10 @@ def _show(value: Any) -> str:
 def _as_float(value: Any, name: str, loc: tuple) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ParameterError(f"params.{name} must be a number, got {_show(value)}.", loc)
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer literal beyond float64
+        value = math.inf
     if not math.isfinite(value):
         raise ParameterError(f"params.{name} must be a finite number, got {_show(value)}.", loc)
     return value
@@ -138,6 +141,8 @@ def _as_int(value: Any, name: str, loc: tuple) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterError(f"params.{name} must be an integer, got {_show(value)}.", loc)
+    if not -(2**63) <= value < 2**63:
+        raise ParameterError(f"params.{name} must be a 64-bit integer, got {_show(value)}.", loc)
     return value
 
 

@@ -8,6 +8,7 @@ loss with respect to each unreduced per-sample value. A loss's vector-Jacobian p
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,14 +48,21 @@ class Reduced:
     upstream: np.ndarray  # d loss / d values, shaped like the unweighted per-sample values
 
 
-def _broadcast(values: np.ndarray, weights: np.ndarray, what: str) -> np.ndarray:
+def _broadcast(values: np.ndarray, weights: np.ndarray, what: str) -> tuple[int, ...]:
+    hint = (f"send one weight per sample, shape {list(values.shape)}, a scalar, or a shape that broadcasts to "
+            f"that of the {what} or is broadcast to by it")
     try:
-        return np.broadcast_shapes(values.shape, weights.shape)
+        shape = np.broadcast_shapes(values.shape, weights.shape)
     except ValueError:
-        raise ShapeError(
-            f"sample_weight of shape {list(weights.shape)} does not broadcast against the {what} of shape "
-            f"{list(values.shape)}; send one weight per sample, shape {list(values.shape)}, a scalar, "
-            f"or a shape that broadcasts.", ("sample_weight",)) from None
+        raise ShapeError(f"sample_weight of shape {list(weights.shape)} does not broadcast against the {what} of "
+                         f"shape {list(values.shape)}; {hint}.", ("sample_weight",)) from None
+    # both sides growing (an outer product, e.g. (N,) against (N, 1, 1)) is never a weighting, and its
+    # size would be the product of the two
+    if math.prod(shape) > max(values.size, weights.size):
+        raise ShapeError(f"sample_weight of shape {list(weights.shape)} and the {what} of shape "
+                         f"{list(values.shape)} would broadcast to {list(shape)}, larger than either; {hint}.",
+                         ("sample_weight",))
+    return shape
 
 
 def reduce(values: np.ndarray, sample_weight: np.ndarray | None, mask: np.ndarray | None,

@@ -58,7 +58,9 @@ def draw(kind: str, rng: np.random.Generator, shape: tuple[int, ...], decimals: 
         return rng.integers(0, shape[-1], shape[:-1]).astype(np.float64)
     elif kind == "one_hot":
         labels = rng.integers(0, shape[-1], shape[:-1])
-        return np.eye(shape[-1])[labels]
+        one_hot = np.zeros(shape)
+        np.put_along_axis(one_hot, labels[..., None], 1.0, axis=-1)  # no C x C identity: C may be large
+        return one_hot
     elif kind == "simplex":
         out = _softmax(rng.normal(0.0, 1.0, shape))
         if decimals is not None:

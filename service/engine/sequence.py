@@ -313,12 +313,14 @@ class CTC(Loss):
     y_true_kind, y_pred_kind = "labels", "logits"
     sample_shape = (2, 6, 4)
     test_shapes = ((2, 6, 4), (3, 5, 3))
-    work_doc = "B x T x (2 L_max + 1): the alignment lattice of every sequence, L_max the longest label"
+    work_doc = ("B x T x (2 L_max + 1): the alignment lattice of every sequence, L_max the longest label; "
+                "at least T x 1000, as each frame is a step of a Python loop")
+    FRAME_WORK = 1000  # a frame's fixed cost (~30 us of loop steps), in values of elementwise work
 
     def work(self, y_true, y_pred, p):
         _, lengths = y_true
         B, T, C = y_pred.shape
-        return B * T * max(ctc_state_count(lengths), C)
+        return max(B * T * max(ctc_state_count(lengths), C), T * self.FRAME_WORK)
 
     def prepare(self, y_true, y_pred, p):
         if y_pred.ndim != 3:
