@@ -15,6 +15,8 @@ from .losses import DType, OutputName, Reduction
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 
+Points = Annotated[float, Field(ge=0, le=1_000_000)]  # bounded so that the total stays a finite number
+
 SubmittedArray = Annotated[Any, WithJsonSchema({
     "anyOf": [
         {"type": "number"},
@@ -91,7 +93,7 @@ class GradescopeOptions(BaseModel):
         "their total score)."))
     name_prefix: str | None = Field(None, max_length=200, description=(
         "Prefix of every test name; default '<loss>: ', giving e.g. 'huber: gradient'."))
-    max_score: float | dict[OutputName, float] = Field(1.0, description=(
+    max_score: Points | dict[OutputName, Points] = Field(1.0, description=(
         "Points of each test: one number for all, or per output, e.g. {\"gradient\": 2}. A passed test scores its "
         "max_score, a failed one 0."))
 

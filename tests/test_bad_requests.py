@@ -228,3 +228,15 @@ async def test_one_hot_exercise_with_many_classes_is_cheap(client):
     assert response.status_code == 200
     y_true = response.json()["y_true"]
     assert [sum(row) for row in y_true] == [1.0, 1.0]
+
+
+async def test_labels_beyond_exact_float_integers_are_refused(client):
+    """Circle takes any integer labels; past 2**53 float64 would merge distinct ones."""
+    body = {"y_true": [1e19, 2e19, 3e19], "y_pred": [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]}
+    assert_problem(await client.post("/v1/losses/circle", json=body), 422, "y_true[0]")
+
+
+async def test_gradescope_points_are_bounded(client):
+    body = {"loss": "mse", **MSE, "submission": {"loss": 0.25},
+            "gradescope": {"max_score": {"loss": 1e308}}}
+    assert_problem(await client.post("/v1/grade?format=gradescope", json=body), 422, "max_score")

@@ -70,6 +70,9 @@ def check_in_set(x: np.ndarray, allowed: Iterable[float], field: str, what: str)
                           (field, *idx))
 
 
+_EXACT_INTEGERS = 2.0 ** 53
+
+
 def as_labels(x: np.ndarray, field: str, n_classes: int | None, *, allow: int | None = None) -> np.ndarray:
     """Integer class labels in [0, n_classes) (``allow`` is one extra value, e.g. ``ignore_class``)."""
     bad = x != np.round(x)
@@ -77,6 +80,11 @@ def as_labels(x: np.ndarray, field: str, n_classes: int | None, *, allow: int | 
         idx = first_index(bad)
         raise DomainError(f"{field} must hold integer class labels; {_at(field, idx)} = {_value(x, idx)}.",
                           (field, *idx))
+    bad = np.abs(x) > _EXACT_INTEGERS  # beyond 2**53 float64 merges neighbouring integers (and int64 overflows)
+    if np.any(bad):
+        idx = first_index(bad)
+        raise DomainError(f"{field} labels must be integers of magnitude at most 2**53; {_at(field, idx)} = "
+                          f"{_value(x, idx)}.", (field, *idx))
     labels = x.astype(np.int64)
     if n_classes is not None:
         bad = (labels < 0) | (labels >= n_classes)
