@@ -171,8 +171,8 @@ def _ctc_scaled(probs: np.ndarray, ext: np.ndarray, skip: np.ndarray, lengths: n
     flat_states = (np.arange(B)[:, None] * C + ext).ravel()
     emit = np.take(probs.transpose(1, 0, 2).reshape(T, B * C), flat_states, axis=1).astype(dt, copy=False)
     emit = emit.reshape(T, B, S)
-    into_skip = skip[:, 2:].astype(dt)  # state s may be entered from s - 2 ...
-    skip_next = into_skip                 # ... and, read from s, state s + 2 may be entered from s
+    # skip2[:, j]: state j + 2 may be entered from state j (forward: into s from s - 2; backward: from s to s + 2)
+    skip2 = skip[:, 2:].astype(dt)
     end_states = _end_states(lengths, S)
     ends = end_states / np.count_nonzero(end_states, axis=1, keepdims=True).astype(dt)  # beta at the last frame, scaled
     ragged = bool(np.any(t_len < T))
@@ -193,7 +193,7 @@ def _ctc_scaled(probs: np.ndarray, ext: np.ndarray, skip: np.ndarray, lengths: n
             prev, cur = alpha[t - 1], alpha[t]
             cur[:, 0] = prev[:, 0]
             np.add(prev[:, 1:], prev[:, :-1], out=cur[:, 1:])
-            np.multiply(prev[:, :-2], into_skip, out=tmp[:, 2:])
+            np.multiply(prev[:, :-2], skip2, out=tmp[:, 2:])
             np.add(cur[:, 2:], tmp[:, 2:], out=cur[:, 2:])
             np.multiply(cur, emit[t], out=cur)
             c = axis_sum(cur, 1)
@@ -211,7 +211,7 @@ def _ctc_scaled(probs: np.ndarray, ext: np.ndarray, skip: np.ndarray, lengths: n
             cur[:, -1] = nxt[:, -1]
             np.add(nxt[:, :-1], nxt[:, 1:], out=cur[:, :-1])
             if S > 2:
-                cur[:, :-2] += nxt[:, 2:] * skip_next
+                cur[:, :-2] += nxt[:, 2:] * skip2
             d = axis_sum(cur, 1)
             np.multiply(cur, np.reciprocal(d)[:, None], out=cur)
             if ragged and t >= first_short - 1:
