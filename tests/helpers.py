@@ -53,3 +53,37 @@ def assert_rejected(loss: str, body: dict[str, Any], field: str, status: int = 4
     problem = response.json()
     assert field in problem["detail"] and any(e["loc"][0] == field for e in problem["errors"]), problem
     return err
+
+
+# --------------------------------------------------------------------------- machine-independent comparison
+
+RESULT_OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
+ULPS = 4
+"""Stored responses (service/data/examples.json, shown on /docs) are compared with the live ones to
+ULPS units in the last place, not bit for bit: NumPy's SIMD kernels (AVX-512 or not, aarch64's NEON)
+and the vector-math backend (MKL or NumPy) may round the last bit differently."""
+
+
+def assert_response_close(actual: Any, expected: Any, ulps: int = ULPS, where: str = "response") -> None:
+    """``actual`` equals ``expected`` (two loss responses as parsed JSON) except that each number of
+    loss/per_sample/gradient/hessian may differ by up to ``ulps`` ulp of the response's dtype, at its
+    own magnitude or at the magnitude of that output's largest value (an entry produced by
+    cancellation, such as a gradient p - y, carries the error of its operands):
+    |a - e| <= ulps * eps * (|e| + max|e|). Everything else (meta, shapes, nulls) must be equal."""
+    assert isinstance(actual, dict) and isinstance(expected, dict), f"{where}: {actual!r} vs {expected!r}"
+    assert set(actual) == set(expected), f"{where}: keys {sorted(actual)} vs {sorted(expected)}"
+    dtype = (expected.get("meta") or {}).get("dtype", "float64")
+    eps = float(np.finfo(np.float32 if dtype == "float32" else np.float64).eps)
+    for key, value in expected.items():
+        if key not in RESULT_OUTPUTS or value is None:
+            assert actual[key] == value, f"{where}.{key}: {actual[key]!r} != {value!r}"
+            continue
+        a, e = np.asarray(actual[key], dtype=np.float64), np.asarray(value, dtype=np.float64)
+        assert a.shape == e.shape, f"{where}.{key}: shape {a.shape} != {e.shape}"
+        scale = float(np.max(np.abs(e))) if e.size else 0.0
+        tolerance = ulps * eps * (np.abs(e) + scale)
+        bad = np.abs(a - e) > tolerance
+        if bad.any():
+            i = np.unravel_index(int(np.flatnonzero(bad)[0]), bad.shape) if bad.ndim else ()
+            raise AssertionError(f"{where}.{key}{list(i)}: {a[i]!r} vs stored {e[i]!r}, more than {ulps} ulp "
+                                 f"({dtype}) apart")

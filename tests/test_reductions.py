@@ -103,3 +103,32 @@ def test_reduce_upstream_is_the_derivative_of_the_loss():
             bumped[idx] += 1e-6
             delta = (np.sum(reduce(bumped, weights, None, reduction).loss) - np.sum(r.loss)) / 1e-6
             assert r.upstream[idx] == pytest.approx(delta, rel=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "mean", "sum", "mean_with_sample_weight"])
+@pytest.mark.parametrize("weights", [None, [2.0, 5.0, 1.0, 0.5]])
+def test_masked_per_sample_is_keras_reduction_none_whatever_the_reduction(reduction, weights):
+    """Keras returns per-sample values times weights and the 0/1 mask with reduction=None; the
+    total/valid rescaling of sum_over_batch_size belongs to the loss and gradient only."""
+    y_true, y_pred = [1, -1, 0, -1], [[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.3, 0.7]]
+    kwargs = {"params": {"ignore_class": -1}, "sample_weight": weights}
+    asked = compute("sparse_categorical_crossentropy", y_true, y_pred, reduction=reduction, **kwargs)
+    none = compute("sparse_categorical_crossentropy", y_true, y_pred, reduction="none", **kwargs)
+    np.testing.assert_array_equal(asked.per_sample, none.per_sample)
+    assert none.per_sample[1] == 0 and none.per_sample[0] > 0
+    if reduction in ("sum_over_batch_size", "mean"):  # the mean runs over the 2 valid entries
+        assert float(asked.loss) == pytest.approx(float(np.sum(none.per_sample)) / 2)
+
+
+def test_circle_per_sample_is_the_same_under_every_reduction():
+    rng = np.random.default_rng(5)
+    y_pred = rng.normal(size=(6, 4))
+    y_pred /= np.linalg.norm(y_pred, axis=1, keepdims=True)
+    labels = [0, 0, 1, 1, 2, 3]  # labels 2 and 3 have no positive pair: loss 0, masked out of the mean
+    none = compute("circle", labels, y_pred, reduction="none")
+    assert (none.per_sample == 0).sum() == 2 and (none.per_sample > 0).sum() == 4
+    for reduction in ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight"):
+        asked = compute("circle", labels, y_pred, reduction=reduction)
+        np.testing.assert_array_equal(asked.per_sample, none.per_sample, err_msg=reduction)
+    mean = compute("circle", labels, y_pred)
+    assert float(mean.loss) == pytest.approx(float(none.per_sample.sum()) / 4)

@@ -65,30 +65,43 @@ def _broadcast(values: np.ndarray, weights: np.ndarray, what: str) -> tuple[int,
     return shape
 
 
+def _masked(weights: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
+    """``weights * mask`` with Keras's rank alignment (``apply_mask``), or the mask alone."""
+    if weights is None:
+        return mask
+    mask, weights = squeeze_or_expand_to_same_rank(mask, weights)
+    _broadcast(mask, weights, "per-sample loss")
+    return weights * mask
+
+
+def _weigh(values: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(values and weights aligned to the same rank, values * weights)."""
+    if weights is None:
+        return values, None, values
+    shaped, weights = squeeze_or_expand_to_same_rank(values, weights)
+    _broadcast(shaped, weights, "per-sample loss")
+    return shaped, weights, shaped * weights
+
+
 def reduce(values: np.ndarray, sample_weight: np.ndarray | None, mask: np.ndarray | None,
            reduction: str) -> Reduced:
     dt = values.dtype.type
     weights = sample_weight
+    per_sample = None
     if mask is not None:
         fm = mask.astype(values.dtype)
         if reduction in ("mean", "sum_over_batch_size"):
-            # valid entries weigh total/valid so that the mean runs over valid entries only
+            # per_sample is what Keras returns with reduction=None, whatever reduction was asked for:
+            # the values times the weights and the 0/1 mask, before this rescaling; only the loss and
+            # its gradient see valid entries weigh total/valid, so that the mean runs over them only
+            per_sample = _weigh(values, _masked(weights, fm))[2]
             valid = fm.sum()
             fm = fm * (dt(fm.size) / valid if valid else dt(0))
-        if weights is not None:
-            fm, weights = squeeze_or_expand_to_same_rank(fm, weights)
-            _broadcast(fm, weights, "per-sample loss")
-            weights = weights * fm
-        else:
-            weights = fm
+        weights = _masked(weights, fm)
 
-    shaped = values
-    if weights is not None:
-        shaped, weights = squeeze_or_expand_to_same_rank(values, weights)
-        _broadcast(shaped, weights, "per-sample loss")
-        weighted = shaped * weights
-    else:
-        weighted = shaped
+    shaped, weights, weighted = _weigh(values, weights)
+    if per_sample is None:
+        per_sample = weighted
 
     if reduction == "none" or weighted.ndim == 0 or weighted.shape == (0,):
         loss = weighted
@@ -107,4 +120,4 @@ def reduce(values: np.ndarray, sample_weight: np.ndarray | None, mask: np.ndarra
 
     upstream = scale if weights is None else scale * weights
     upstream = unbroadcast(np.asarray(upstream, dtype=values.dtype), shaped.shape).reshape(values.shape)
-    return Reduced(loss=np.asarray(loss, dtype=values.dtype), per_sample=np.asarray(weighted), upstream=upstream)
+    return Reduced(loss=np.asarray(loss, dtype=values.dtype), per_sample=np.asarray(per_sample), upstream=upstream)
