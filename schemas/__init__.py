@@ -5,11 +5,11 @@ from .grading import (Check, ExerciseOptions, ExerciseRequest, ExerciseResponse,
                       GradescopeOptions, GradescopeResults, GradescopeTest, Submission, Tolerance, Worst)
 from .losses import (BatchError, BatchItem, BatchRequest, BatchResponse, LossOptions, LossRequest, LossResponse,
                      Meta)
-from .ops import Health
+from .ops import Health, Readiness
 from .problems import PROBLEM_RESPONSES, Problem, ProblemItem
 
 __all__ = ["PROBLEM_RESPONSES", "BatchError", "BatchItem", "BatchRequest", "BatchResponse", "CatalogueDetail",
            "CatalogueEntry", "Check", "Example", "ExerciseOptions", "ExerciseRequest", "ExerciseResponse", "GradeMeta",
-           "GradeRequest", "GradeResponse", "GradescopeOptions", "GradescopeResults", "GradescopeTest", "Health",
+           "GradeRequest", "GradeResponse", "GradescopeOptions", "GradescopeResults", "GradescopeTest", "Health", "Readiness",
            "LossOptions", "LossRequest", "LossResponse", "Meta", "ParamInfo", "Problem", "ProblemItem", "Submission",
            "Tolerance", "Worst"]

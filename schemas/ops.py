@@ -6,7 +6,14 @@ from pydantic import BaseModel, Field
 
 
 class Health(BaseModel):
-    status: str
-    version: str | None = None
-    losses: int | None = None
-    vector_math: str | None = Field(None, description="The engine's exp/log backend: mkl or numpy (LOSS_SERVICE_VECTOR_MATH).")
+    """``GET /healthz``: the process is alive (liveness; it says nothing about capacity)."""
+
+    status: str = Field(description='"ok" whenever the process answers.')
+    version: str = Field(description="The service's version.")
+
+
+class Readiness(Health):
+    """``GET /readyz``: the service can take computations (readiness)."""
+
+    losses: int = Field(description="How many losses the registry serves.")
+    vector_math: str = Field(description="The engine's exp/log backend: mkl or numpy (LOSS_SERVICE_VECTOR_MATH).")

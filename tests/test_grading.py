@@ -419,3 +419,24 @@ async def test_openapi_documents_grading(client):
     assert "PCG64" in spec["paths"]["/v1/exercises"]["post"]["description"]
     refs = set(re.findall(r"#/components/schemas/([A-Za-z0-9_]+)", json.dumps(spec)))
     assert refs <= set(schemas)
+
+
+async def test_the_graders_readme_shows_what_the_service_answers(client):
+    """examples/graders/README.md: the student file of step 2, graded as step 3 says, gives the
+    results.json printed there (its elided tests aside)."""
+    from .conftest import REPO
+
+    text = (REPO / "examples" / "graders" / "README.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    submission = json.loads(blocks[0])
+    shown = json.loads(re.sub(r"^\s*\.\.\.,\s*$", "", blocks[1], flags=re.M))
+    command = re.search(r"\./grade\.sh \S+ (\w+) (\d+) ([\d,]+) ", text)
+    loss, seed, shape = command.group(1), int(command.group(2)), [int(n) for n in command.group(3).split(",")]
+    response = await client.post("/v1/grade?format=gradescope", json={
+        "loss": loss, "exercise": {"seed": seed, "shape": shape}, "submission": submission})
+    assert response.status_code == 200, response.text
+    actual = response.json()
+    assert actual["score"] == shown["score"] and actual["output"] == shown["output"]
+    by_name = {test["name"]: test for test in actual["tests"]}
+    for test in shown["tests"]:
+        assert by_name[test["name"]] == test

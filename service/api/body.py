@@ -23,7 +23,19 @@ def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
                          f"(LOSS_SERVICE_MAX_BODY_BYTES); split the request or use smaller arrays.", ("body",))
 
 
+class UnsupportedEncoding(LossServiceError):
+    def __init__(self, got: str) -> None:
+        super().__init__(
+            detail=f"Content-Encoding {got!r} is not supported; send the body uncompressed, without a "
+                   f"Content-Encoding header.",
+            status=415, slug="unsupported-media-type", title="Unsupported media type")
+
+
 async def read_json_body(request: Request, max_bytes: int) -> bytes:
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        # a compressed body read as JSON would be a confusing 400 (or worse, bytes that happen to parse)
+        raise UnsupportedEncoding(encoding)
     content_type = request.headers.get("content-type")
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()

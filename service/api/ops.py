@@ -7,9 +7,10 @@ import time
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schemas import Health
+from schemas import Health, Readiness
 
 from .. import __version__
 from ..engine import all_losses, get_loss, vecmath
@@ -23,9 +24,9 @@ async def healthz() -> Health:
     return Health(status="ok", version=__version__)
 
 
-@router.get("/readyz", response_model=Health, summary="Readiness")
-async def readyz() -> Health:
-    return Health(status="ready", version=__version__, losses=len(all_losses()), vector_math=vecmath.backend)
+@router.get("/readyz", response_model=Readiness, summary="Readiness")
+async def readyz() -> Readiness:
+    return Readiness(status="ready", version=__version__, losses=len(all_losses()), vector_math=vecmath.backend)
 
 
 class Metrics:
@@ -50,6 +51,29 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def route_template(scope: Scope, original: Scope) -> str:
+    """The route template a request matched, for a bounded set of metric labels: FastAPI's own routes
+    put themselves in the scope; plain Starlette routes (/openapi.json, /docs) and mounts
+    (/static/docs/{path}) do not, so they are matched here again, against the ``original`` scope (a
+    mount rewrites root_path in the live one); anything else is "unmatched"."""
+    route = scope.get("route")
+    if getattr(route, "path", None):
+        return route.path
+    partial = None
+    for candidate in getattr(getattr(scope.get("app"), "router", None), "routes", ()):
+        path = getattr(candidate, "path", None)  # included routers have none; their routes set scope["route"]
+        if path is None:
+            continue
+        match, _ = candidate.matches(original)
+        if match is Match.NONE:
+            continue
+        template = path + ("/{path}" if isinstance(candidate, Mount) else "")
+        if match is Match.FULL:
+            return template
+        partial = partial or template  # the path matched, the method did not (a 405)
+    return partial or "unmatched"
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware (no response buffering): counts every HTTP request by route template."""
 
@@ -62,6 +86,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        original = dict(scope)
         status = [500]
         sent = [0]
         received = [0]
@@ -81,15 +106,15 @@ class MetricsMiddleware:
         try:
             await self.app(scope, counting_receive, counting_send)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope, original)
             method = scope["method"]
             m = self.metrics
             m.requests.labels(template, method, str(status[0])).inc()
             m.latency.labels(template, method).observe(time.perf_counter() - start)
             m.request_bytes.labels(template).observe(received[0])
             m.response_bytes.labels(template).observe(sent[0])
-            if template == "/v1/losses/{name}" and method == "POST":
+            # a 401 is refused before any computation: it is no computation's outcome
+            if template == "/v1/losses/{name}" and method == "POST" and status[0] != 401:
                 name = scope.get("path_params", {}).get("name", "?")
                 outcome = "ok" if status[0] < 400 else "error"
                 try:

@@ -111,7 +111,7 @@ def _check_finite(result: Result, dtype: str) -> None:
         bad = np.flatnonzero(~np.isfinite(arr.ravel()))[0]
         index = [int(i) for i in np.unravel_index(bad, arr.shape)] if arr.ndim else []
         where = "".join(f"[{i}]" for i in index)
-        hint = (" in float32; try dtype float64 or smaller inputs" if dtype == "float32"
+        hint = ("; try dtype float64 or smaller inputs" if dtype == "float32"
                 else "; check the inputs' scale and domain")
         raise NonFiniteResult(
             f"result.{name}{where} is not a finite {dtype} number (it overflows or is undefined){hint}.",
