@@ -10,11 +10,8 @@ _JSON_TYPES = ("application/json",)
 
 
 class UnsupportedMediaType(LossServiceError):
-    def __init__(self, got: str) -> None:
-        super().__init__(
-            detail=f"Content-Type {got!r} is not supported; send the body as JSON with "
-                   f"'Content-Type: application/json' (curl: -H 'Content-Type: application/json').",
-            status=415, slug="unsupported-media-type", title="Unsupported media type")
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail, status=415, slug="unsupported-media-type", title="Unsupported media type")
 
 
 def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
@@ -23,24 +20,19 @@ def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
                          f"(LOSS_SERVICE_MAX_BODY_BYTES); split the request or use smaller arrays.", ("body",))
 
 
-class UnsupportedEncoding(LossServiceError):
-    def __init__(self, got: str) -> None:
-        super().__init__(
-            detail=f"Content-Encoding {got!r} is not supported; send the body uncompressed, without a "
-                   f"Content-Encoding header.",
-            status=415, slug="unsupported-media-type", title="Unsupported media type")
-
-
 async def read_json_body(request: Request, max_bytes: int) -> bytes:
     encoding = request.headers.get("content-encoding")
     if encoding is not None and encoding.strip().lower() not in ("", "identity"):
         # a compressed body read as JSON would be a confusing 400 (or worse, bytes that happen to parse)
-        raise UnsupportedEncoding(encoding)
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body uncompressed, "
+                                   f"without a Content-Encoding header.")
     content_type = request.headers.get("content-type")
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in _JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):
-            raise UnsupportedMediaType(content_type)
+            raise UnsupportedMediaType(
+                f"Content-Type {content_type!r} is not supported; send the body as JSON with "
+                f"'Content-Type: application/json' (curl: -H 'Content-Type: application/json').")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes, int(declared))  # answered before a byte of the body is read
