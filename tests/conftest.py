@@ -28,6 +28,18 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def vector_math_from_the_environment():
+    """The suite runs under the exp/log backend LOSS_SERVICE_VECTOR_MATH names, as the service would
+    (CI runs it twice: with the default and with numpy); tests that compare backends switch it and
+    put it back."""
+    from service.engine import vecmath
+
+    chosen = vecmath.use(os.environ.get("LOSS_SERVICE_VECTOR_MATH", "auto") or "auto")
+    yield chosen
+    vecmath.use("auto")
+
+
 def _vector_math_backends() -> tuple[str, ...]:
     from service.engine import vecmath
     return vecmath.available()

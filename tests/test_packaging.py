@@ -208,6 +208,8 @@ def test_ci_runs_the_readme_test_command():
     code = [line for line in script.read_text(encoding="utf-8").splitlines() if not line.lstrip().startswith("#")]
     assert any(re.match(r"^\s*python3 dev\.py test\b", line) for line in code), ".ci/run must run `python3 dev.py test`"
     assert any("3, 11" in line for line in code), ".ci/run must refuse Python < 3.11"
+    assert any(re.match(r"^\s*LOSS_SERVICE_VECTOR_MATH=numpy python3 dev\.py test\b", line) for line in code), (
+        ".ci/run must also run the suite with NumPy's exp/log (issue 9: both backends on every CI run)")
 
 
 # --------------------------------------------------------------------------- Dockerfile

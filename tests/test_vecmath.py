@@ -83,3 +83,11 @@ async def test_service_setting_chooses_the_backend(restore_backend):
         assert vecmath.exp is np.exp
     async with make_client(vector_math="auto") as client:
         assert (await client.get("/readyz")).json()["vector_math"] == vecmath.use("auto")
+
+
+def test_the_suite_runs_under_the_backend_the_environment_names(vector_math_from_the_environment):
+    import os
+
+    named = os.environ.get("LOSS_SERVICE_VECTOR_MATH", "auto") or "auto"
+    assert vecmath.backend == vector_math_from_the_environment
+    assert vecmath.backend == (named if named != "auto" else vecmath.available()[-1])
