@@ -157,7 +157,8 @@ def bce_logits(rng):
             Variant("pos_weight(C)", rng.integers(0, 2, (4, 3)).astype(float), normal(rng, 4, 3, scale=2.0),
                     {"pos_weight": uniform(rng, 3, low=0.5, high=3.0)}),
             Variant("weight+pos_weight/rank-3", uniform(rng, 2, 2, 3), normal(rng, 2, 2, 3, scale=2.0),
-                    {"weight": uniform(rng, 2, 1, 3, low=0.5, high=2.0), "pos_weight": uniform(rng, 3, low=0.5, high=3.0)})]
+                    {"weight": uniform(rng, 2, 1, 3, low=0.5, high=2.0),
+                     "pos_weight": uniform(rng, 3, low=0.5, high=3.0)})]
 
 
 def cross_entropy(rng):
@@ -175,7 +176,8 @@ def cross_entropy(rng):
         Variant("indices/N,C,d1/weight+ignored+smoothing", indices([[0, 3, -100], [2, 2, 1]]),
                 normal(rng, 2, C, 3, scale=2.0), {"weight": w, "label_smoothing": 0.25}),
         Variant("indices/C", np.array(2, dtype=np.int64), normal(rng, C, scale=2.0)),
-        Variant("indices/C/smoothing", np.array(0, dtype=np.int64), normal(rng, C, scale=2.0), {"label_smoothing": 0.2}),
+        Variant("indices/C/smoothing", np.array(0, dtype=np.int64), normal(rng, C, scale=2.0),
+                {"label_smoothing": 0.2}),
         Variant("indices/all-ignored/weight", indices([-100, -100, -100]), normal(rng, 3, C), {"weight": w},
                 nonfinite=("mean",)),
         Variant("probabilities/N,C", probs(5, C), normal(rng, 5, C, scale=2.0)),
@@ -205,7 +207,8 @@ def kl_div(rng):
     target[0, 1] = 0.0  # y = 0 contributes 0 (and the gradient there is 0)
     return [
         Variant("probabilities/zero-target", target, log_softmax(normal(rng, 3, 4), 1)),
-        Variant("log_target", log_softmax(normal(rng, 3, 4), 1), log_softmax(normal(rng, 3, 4), 1), {"log_target": True}),
+        Variant("log_target", log_softmax(normal(rng, 3, 4), 1), log_softmax(normal(rng, 3, 4), 1),
+                {"log_target": True}),
         Variant("N,C,d1", np.round(softmax(normal(rng, 2, 3, 2), 1), 4), log_softmax(normal(rng, 2, 3, 2), 1),
                 {"log_target": False}),
     ]
@@ -428,7 +431,7 @@ def run_case(loss: str, variant: Variant, dtype: str, reduction: str) -> tuple[d
 
     expected = {"loss": value.detach().numpy().tolist(), "per_sample": per_sample.numpy().tolist(),
                 "gradient": stacked.grad.numpy().tolist()}
-    finite = bool(torch.isfinite(value).all() and torch.isfinite(per_sample).all() and torch.isfinite(stacked.grad).all())
+    finite = all(bool(torch.isfinite(t).all()) for t in (value, per_sample, stacked.grad))
     request = {"y_pred": wire(variant.y_pred, dtype), "params": wire_params(variant.params, dtype),
                "reduction": reduction, "dtype": dtype, "outputs": ["loss", "per_sample", "gradient"]}
     if y_true is not None:
