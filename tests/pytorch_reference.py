@@ -1,0 +1,88 @@
+"""PyTorch 2.13's own answers for the torch.* losses, and the comparison a service response must pass.
+
+The cases live in tests/data/pytorch_reference.json, written by scripts/pytorch_reference.py (which
+needs PyTorch; reading them does not). Each case has ``id``, ``loss`` (the canonical name),
+``request`` (the body to POST to /v1/losses/{loss}) and ``expected`` (PyTorch's ``loss``,
+``per_sample`` and autograd's ``gradient``). A test of the service is
+
+    for case in cases():
+        check(case, post(path(case), case["request"]))
+
+and the cases PyTorch answers with NaN or infinity (``nonfinite_cases()``) go to ``check_refused``.
+
+Tolerances, per number: |actual - expected| <= atol + rtol * |expected|, with
+    float64: rtol 1e-10, atol 1e-12
+    float32: rtol 2e-5,  atol 1e-6
+(float32 leaves room for a different summation order or a fused kernel; float64 for last-bit
+differences of exp/log between NumPy, MKL and PyTorch's SLEEF kernels).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REFERENCE_PATH = Path(__file__).resolve().parent / "data" / "pytorch_reference.json"
+TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (2e-5, 1e-6)}  # (rtol, atol)
+OUTPUTS = ("loss", "per_sample", "gradient")
+
+
+@lru_cache(maxsize=1)
+def reference() -> dict:
+    """The whole file: torch_version, seed, cases, nonfinite."""
+    return json.loads(REFERENCE_PATH.read_text())
+
+
+def cases() -> list[dict]:
+    """The cases where PyTorch's answer is finite: the service must give the same numbers."""
+    return reference()["cases"]
+
+
+def nonfinite_cases() -> list[dict]:
+    """The cases where PyTorch answers NaN or infinity (written as the strings "nan", "inf", "-inf"):
+    the service refuses them with a 422."""
+    return reference()["nonfinite"]
+
+
+def path(case: dict) -> str:
+    return f"/v1/losses/{case['loss']}"
+
+
+def _body(response: Any, status: int) -> dict:
+    """A parsed response body, from an httpx response (whose status must be ``status``) or a dict."""
+    if hasattr(response, "status_code"):
+        assert response.status_code == status, f"expected {status}, got {response.status_code}: {response.text}"
+        return response.json()
+    return response
+
+
+def assert_close(actual: Any, expected: Any, dtype: str, where: str) -> None:
+    """``actual`` has ``expected``'s shape and each number is within the dtype's tolerance."""
+    rtol, atol = TOLERANCES[dtype]
+    assert actual is not None, f"{where}: missing, PyTorch gives {expected!r}"
+    got, want = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    assert got.shape == want.shape, f"{where}: shape {got.shape}, PyTorch's is {want.shape}"
+    bad = ~(np.abs(got - want) <= atol + rtol * np.abs(want))
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(f"{where}{list(first)}: {got[first]!r}, PyTorch gives {want[first]!r} "
+                             f"({int(bad.sum())} of {bad.size} outside rtol {rtol}, atol {atol})")
+
+
+def check(case: dict, response: Any) -> None:
+    """The service's answer to ``case["request"]`` (an httpx response or its parsed body) is
+    PyTorch's loss, per_sample and gradient within the tolerances of the case's dtype."""
+    body = _body(response, 200)
+    dtype = case["request"]["dtype"]
+    for key in OUTPUTS:
+        assert_close(body.get(key), case["expected"][key], dtype, f"{case['id']}: {key}")
+
+
+def check_refused(case: dict, response: Any) -> None:
+    """Where PyTorch answers NaN/inf the service answers a 422 problem+json."""
+    assert response.status_code == 422, f"{case['id']}: expected 422, got {response.status_code}: {response.text}"
+    assert response.headers["content-type"] == "application/problem+json", case["id"]
