@@ -31,8 +31,14 @@ def chromium_path() -> str | None:
     return path if path and os.access(path, os.X_OK) else None
 
 
+def missing_chromium() -> str:
+    named = os.environ.get("LOSS_SERVICE_CHROMIUM")
+    return HOW_TO_GET_CHROMIUM + (f" LOSS_SERVICE_CHROMIUM={named!r} is not an executable file." if named else
+                                  " There is no `chromium` on PATH.")
+
+
 def test_chromium_is_installed():
-    assert chromium_path(), HOW_TO_GET_CHROMIUM
+    assert chromium_path(), missing_chromium()
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +56,7 @@ def spec(server) -> dict:
 def browser():
     path = chromium_path()
     if path is None:
-        pytest.fail(HOW_TO_GET_CHROMIUM, pytrace=False)
+        pytest.fail(missing_chromium(), pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

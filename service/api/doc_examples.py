@@ -112,7 +112,9 @@ def problem_cases(settings: Settings) -> dict[tuple[str, str], dict[int, dict[st
     """The fixed bad inputs documented for each operation and status code, by example key."""
     loss, batch, grade, exercise = "/v1/losses", "/v1/batch", "/v1/grade", "/v1/exercises"
     too_many = {"requests": [{"loss": "mse", "y_true": [1.0], "y_pred": [1.0]}] * (settings.max_batch_items + 1)}
-    cases = {
+    batch_cases = _header_cases(batch)
+    batch_cases[413]["too many items"] = Case("more items than LOSS_SERVICE_MAX_BATCH_ITEMS", batch, _body(too_many))
+    return {
         ("/v1/losses/{name}", "get"): {404: {"unknown loss": Case("a misspelt name, with suggestions",
                                                                   f"{loss}/hubber")}},
         LOSS_OPERATION: {
@@ -137,7 +139,7 @@ def problem_cases(settings: Settings) -> dict[tuple[str, str], dict[int, dict[st
             },
         },
         ("/v1/batch", "post"): {
-            **_header_cases(batch),
+            **batch_cases,
             422: {"not a batch": Case("a loss request sent to /v1/batch", batch, _mse())},
         },
         ("/v1/grade", "post"): {
@@ -149,14 +151,12 @@ def problem_cases(settings: Settings) -> dict[tuple[str, str], dict[int, dict[st
         },
         ("/v1/exercises", "post"): {
             **_header_cases(exercise),
-            404: {"unknown loss": Case("a misspelt loss, with suggestions", exercise, _body({"loss": "hubber", "seed": 1}))},
+            404: {"unknown loss": Case("a misspelt loss, with suggestions", exercise, _body(
+                {"loss": "hubber", "seed": 1}))},
             422: {"impossible shape": Case("a shape the loss cannot take", exercise, _body(
                 {"loss": "ctc", "shape": [2, 3], "seed": 1}))},
         },
     }
-    cases[("/v1/batch", "post")][413]["too many items"] = Case(
-        "more items than LOSS_SERVICE_MAX_BATCH_ITEMS", batch, _body(too_many))
-    return cases
 
 
 def success_cases(spec: dict) -> dict[tuple[str, str], dict[str, Case]]:
