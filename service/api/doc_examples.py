@@ -84,14 +84,14 @@ _ROUTES: dict[tuple[str, str], Callable[[str, bytes, Limits], bytes]] = {
 }
 
 
-def answer(operation: tuple[str, str], case: Case, settings: Settings) -> tuple[int, Any]:
-    """The status and JSON body the service answers ``case`` with, by the code its route runs."""
+def answer(operation: tuple[str, str], case: Case, settings: Settings) -> Any:
+    """The JSON body the service answers ``case`` with, computed by the code its route runs."""
     try:
         if operation[1] == "post":
             check_headers(case.headers(settings), settings.max_body_bytes)
-        return 200, orjson.loads(_ROUTES[operation](case.url, case.body, Limits.from_settings(settings)))
+        return orjson.loads(_ROUTES[operation](case.url, case.body, Limits.from_settings(settings)))
     except LossServiceError as err:
-        return err.status, problem_body(err, urlsplit(case.url).path)
+        return problem_body(err, urlsplit(case.url).path)
 
 
 def _mse(**extra: Any) -> bytes:
@@ -210,18 +210,21 @@ def _pair_loss_examples(operation: dict) -> None:
     _name_examples(operation, list(examples))
 
 
+def _show(operation: tuple[str, str], spec: dict, status: int, cases: dict[str, Case], settings: Settings) -> None:
+    path, method = operation
+    media_type = "application/json" if status == 200 else "application/problem+json"
+    examples = _media(spec["paths"][path][method]["responses"], status, media_type).setdefault("examples", {})
+    for key, case in cases.items():
+        examples[key] = {"summary": case.summary, "description": case.description(method),
+                         "value": answer(operation, case, settings)}
+
+
 def add_examples(spec: dict, settings: Settings) -> None:
     """Puts the paired loss examples and every response example into ``spec`` (the OpenAPI document)."""
     _pair_loss_examples(spec["paths"][LOSS_OPERATION[0]][LOSS_OPERATION[1]])
     _name_examples(spec["paths"][LOSS_OPERATION[0]]["get"], list(loss_examples()))
-    documented = [(operation, {status: cases}) for operation, by_status in problem_cases(settings).items()
-                  for status, cases in by_status.items()]
-    documented += [(operation, {200: cases}) for operation, cases in success_cases(spec).items()]
-    for (path, method), by_status in documented:
-        responses = spec["paths"][path][method]["responses"]
+    for operation, by_status in problem_cases(settings).items():
         for status, cases in by_status.items():
-            media_type = "application/json" if status == 200 else "application/problem+json"
-            examples = _media(responses, status, media_type).setdefault("examples", {})
-            for key, case in cases.items():
-                examples[key] = {"summary": case.summary, "description": case.description(method),
-                                 "value": answer((path, method), case, settings)[1]}
+            _show(operation, spec, status, cases, settings)
+    for operation, cases in success_cases(spec).items():
+        _show(operation, spec, 200, cases, settings)
