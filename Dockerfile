@@ -36,7 +36,8 @@ RUN groupadd --system --gid 10001 app \
 
 COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
-# Code stays owned by root (read-only for the service user); service/data/*.json travels with service/.
+# Code stays owned by root (read-only for the service user); the package data travels with service/:
+# service/data/*.json (stored examples) and service/api/static/*.js (the /docs script).
 COPY service/ /app/service/
 COPY schemas/ /app/schemas/
 RUN python -m compileall -q /app/service /app/schemas

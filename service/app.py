@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 import schemas
 
 from . import __version__
-from .api import docs, grading, ops, problems, routes
+from .api import doc_examples, docs, grading, ops, problems, routes
 from .api.compute import ComputeGate
 from .config import Settings, get_settings
 from .engine import vecmath
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     components.setdefault(name, sub)
                 components[model.__name__] = defs
             _problem_json_everywhere(spec)
+            doc_examples.add_examples(spec, settings)
             app.openapi_schema = spec
         return app.openapi_schema
 

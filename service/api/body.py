@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import Request
 
 from ..engine.errors import LimitExceeded, LossServiceError
@@ -20,22 +22,27 @@ def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
                          f"(LOSS_SERVICE_MAX_BODY_BYTES); split the request or use smaller arrays.", ("body",))
 
 
-async def read_json_body(request: Request, max_bytes: int) -> bytes:
-    encoding = request.headers.get("content-encoding")
+def check_headers(headers: Mapping[str, str], max_bytes: int) -> None:
+    """The 415 and 413 that the headers alone decide (also run by the /docs examples, service.api.doc_examples)."""
+    encoding = headers.get("content-encoding")
     if encoding is not None and encoding.strip().lower() not in ("", "identity"):
         # a compressed body read as JSON would be a confusing 400 (or worse, bytes that happen to parse)
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body uncompressed, "
                                    f"without a Content-Encoding header.")
-    content_type = request.headers.get("content-type")
+    content_type = headers.get("content-type")
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in _JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):
             raise UnsupportedMediaType(
                 f"Content-Type {content_type!r} is not supported; send the body as JSON with "
                 f"'Content-Type: application/json' (curl: -H 'Content-Type: application/json').")
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes, int(declared))  # answered before a byte of the body is read
+
+
+async def read_json_body(request: Request, max_bytes: int) -> bytes:
+    check_headers(request.headers, max_bytes)
     chunks = []
     size = 0
     async for chunk in request.stream():

@@ -8,7 +8,6 @@ from fastapi.responses import Response
 from schemas import PROBLEM_RESPONSES, BatchRequest, BatchResponse, CatalogueDetail, CatalogueEntry, LossResponse
 
 from .. import catalogue, pipeline
-from ..engine import all_losses
 from ..wire import dumps
 from .body import read_json_body
 
@@ -20,16 +19,6 @@ LossName = Path(description="Canonical name or any alias, case-insensitive (e.g.
 
 def _json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
-
-
-def _loss_request_examples() -> dict:
-    """One OpenAPI example per loss (its first stored example), so /docs can run any loss."""
-    examples = {}
-    for loss in all_losses():
-        stored = catalogue.stored_examples().get(loss.name)
-        if stored:
-            examples[loss.name] = {"summary": f"{loss.name} (set name = {loss.name})", "value": stored[0]["request"]}
-    return examples
 
 
 def request_body_openapi(schema: str, examples: dict | None = None) -> dict:
@@ -54,17 +43,19 @@ async def describe_loss(name: str = LossName) -> Response:
 
 @router.post("/losses/{name}", response_model=LossResponse, responses=PROBLEM_RESPONSES,
              summary="Compute a loss, its per-sample values and gradient", tags=["losses"],
-             openapi_extra=request_body_openapi("LossRequest", _loss_request_examples()))
+             openapi_extra=request_body_openapi("LossRequest"))
 async def compute_loss(request: Request, name: str = LossName) -> Response:
     """Send `y_true` and `y_pred` (and optionally `sample_weight`, `params`, `reduction`, `outputs`,
     `dtype`); get back `loss`, `per_sample`, `gradient` (d loss / d y_pred) and, where offered,
-    the diagonal `hessian`. Pick an example per loss in the Examples list and set `name` to match."""
+    the diagonal `hessian`. There is an example per loss: picking one in the request body's Examples
+    list sets `name` to match (and picking a `name` example picks its body)."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes)
     return _json(await request.app.state.gate.run(pipeline.loss_response, name, body, request.app.state.limits))
 
 
-@router.post("/batch", response_model=BatchResponse, responses=PROBLEM_RESPONSES,
+# no 404: an unknown loss in an item is that item's error, inside a 200
+@router.post("/batch", response_model=BatchResponse, responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 404},
              summary="Several loss computations in one call", tags=["losses"],
              openapi_extra=request_body_openapi("BatchRequest", {"two losses": {"value": {"requests": [
                  {"loss": "mse", "y_true": [[0.0, 1.0]], "y_pred": [[1.0, 1.0]]},
