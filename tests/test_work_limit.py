@@ -78,7 +78,7 @@ def _circle_body(batch: int) -> dict:
 
 
 async def test_service_answers_413_naming_the_loss_and_the_fix():
-    async with make_client(max_work=400) as client:
+    async with make_client(max_request_work=400) as client:
         assert (await client.post("/v1/losses/circle", json=_circle_body(20))).status_code == 200
         problem = assert_problem(await client.post("/v1/losses/circle", json=_circle_body(21)), 413, "y_pred")
         assert "441" in problem["detail"] and "smaller" in problem["detail"]
@@ -92,7 +92,7 @@ async def test_service_answers_413_naming_the_loss_and_the_fix():
 
 
 async def test_exercises_and_grades_over_the_work_limit_are_413():
-    async with make_client(max_work=400) as client:
+    async with make_client(max_request_work=400) as client:
         problem = assert_problem(await client.post("/v1/exercises", json={"loss": "circle", "shape": [30, 2], "seed": 1}),
                                  413, "shape")
         assert "900" in problem["detail"]

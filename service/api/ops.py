@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,9 +23,15 @@ async def healthz() -> Health:
     return Health(status="ok", version=__version__)
 
 
-@router.get("/readyz", response_model=Health, summary="Readiness")
-async def readyz() -> Health:
-    return Health(status="ready", version=__version__, losses=len(all_losses()), vector_math=vecmath.backend)
+@router.get("/readyz", response_model=Health, summary="Readiness",
+            responses={503: {"model": Health, "description": "The queue is full: send elsewhere for now."}})
+async def readyz(request: Request) -> Response:
+    """Ready unless the computation queue is full (LOSS_SERVICE_MAX_QUEUE): then 503, so that a load
+    balancer routes around this replica while it sheds load. /healthz stays a pure liveness check."""
+    full = request.app.state.admission.full
+    health = Health(status="busy" if full else "ready", version=__version__, losses=len(all_losses()),
+                    vector_math=vecmath.backend)
+    return Response(health.model_dump_json(), status_code=503 if full else 200, media_type="application/json")
 
 
 class Metrics:

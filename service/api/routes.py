@@ -60,8 +60,9 @@ async def compute_loss(request: Request, name: str = LossName) -> Response:
     `dtype`); get back `loss`, `per_sample`, `gradient` (d loss / d y_pred) and, where offered,
     the diagonal `hessian`. Pick an example per loss in the Examples list and set `name` to match."""
     settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_body_bytes)
-    return _json(await request.app.state.gate.run(pipeline.loss_response, name, body, request.app.state.limits))
+    body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
+    return _json(await request.app.state.admission.run(request, pipeline.loss_response, name, body,
+                                                       request.app.state.limits))
 
 
 @router.post("/batch", response_model=BatchResponse, responses=PROBLEM_RESPONSES,
@@ -73,9 +74,9 @@ async def compute_batch(request: Request) -> Response:
     """`{"requests": [...]}`, each item a loss request plus its `loss` name; results come back in
     order, and an invalid item becomes `{"error": problem}` without failing the others."""
     settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_body_bytes)
-    return _json(await request.app.state.gate.run(pipeline.batch_response, body, request.app.state.limits,
-                                                  request.url.path))
+    body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
+    return _json(await request.app.state.admission.run(request, pipeline.batch_response, body,
+                                                       request.app.state.limits, request.url.path))
 
 
 EXTRA_SCHEMAS = (BatchRequest,)
