@@ -166,7 +166,7 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
             prepared.append(_item_error(err, prefix, instance))
     work = sum(call.work for call in prepared if isinstance(call, PreparedCall))
     if work > limits.max_work:
-        raise LimitExceeded(f"The batch's items would build {work:,} values of work together (see each loss's "
+        raise LimitExceeded(f"The requests' items would build {work:,} values of work together (see each loss's "
                             f"'work' in the catalogue), over the limit of {limits.max_work:,} for one request "
                             f"(LOSS_SERVICE_MAX_REQUEST_WORK); split the batch.", ("requests",))
 
