@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import resource
 from typing import Any
 
 import uvicorn
@@ -20,9 +19,12 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .config import Settings
+from .engine import BYTES_PER_WORK
 
 log = logging.getLogger("service")
 
+BASELINE_BYTES = 300 * 1024 * 1024  # RSS of an idle worker with MKL's vector math loaded (about 200-270 MB)
+PARSE_FACTOR = 4  # parsing a JSON body of numbers takes up to about 4x its size (the lists, then the arrays)
 FD_RESERVE = 64  # descriptors besides connections: the listening socket, logs, pipes, shared libraries
 GRACEFUL_SHUTDOWN_SECONDS = 20  # docker stop waits 30 s (compose stop_grace_period) before SIGKILL
 
@@ -54,9 +56,28 @@ class BoundedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
                 self.connections.discard(victim)  # its connection_lost comes later; the room is needed now
 
 
+def memory_bound(settings: Settings) -> dict[str, int]:
+    """The terms of a worker's peak memory under any load, in bytes (README, "Limits under hostile load"):
+    computations (the work budget at float64's bytes per unit of work), bodies being parsed (one per
+    thread), bodies waiting in the queue, and the baseline. Bodies still arriving are bounded in time by
+    the body timeout rather than here."""
+    terms = {
+        "baseline": BASELINE_BYTES,
+        "computations": settings.work_budget * BYTES_PER_WORK["float64"],
+        "parsing": settings.max_concurrency * PARSE_FACTOR * settings.max_body_bytes,
+        "queued bodies": settings.max_queue * settings.max_body_bytes,
+    }
+    terms["total"] = sum(terms.values())
+    return terms
+
+
 def raise_open_files_limit() -> int:
     """Raises the soft RLIMIT_NOFILE to the hard limit (often 1024 of 1048576 in containers); returns
     the soft limit in force."""
+    try:
+        import resource
+    except ImportError:  # Windows: no descriptor limit to raise
+        return 1 << 20
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = max(soft, 1 << 20)
