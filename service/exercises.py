@@ -172,14 +172,6 @@ def draft(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | N
     return Draft(ex, call, rng, sample_weight, where, loc)
 
 
-def generate(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | None, seed: int, *,
-             sample_weight: bool = False, decimals: int | None = DEFAULT_DECIMALS, limits: Limits,
-             loc: tuple = ()) -> Exercise:
-    """The whole documented algorithm (module docstring): ``draft`` then ``Draft.finish``."""
-    return draft(spec, params, shape, seed, sample_weight=sample_weight, decimals=decimals, limits=limits,
-                 loc=loc).finish()
-
-
 def as_json_array(x: np.ndarray) -> np.ndarray:
     """Integral arrays (labels, one-hot rows, {0, 1} targets) as int64, so they read as integers."""
     if x.size and np.all(np.abs(x) < 2**53) and np.array_equal(x, np.round(x)):

@@ -96,12 +96,12 @@ def _response(result) -> dict[str, Any]:
 
 
 def _prepare(name: str, obj: dict, request: LossRequest, limits: Limits, numbers_only: bool,
-             elements_left: list[int]) -> PreparedCall:
+             budget: list[int]) -> PreparedCall:
     spec = get_loss(name)
     arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only)
               for f in ARRAY_FIELDS}
-    elements_left[0] -= wire.check_elements(arrays.values(), limits.max_elements)
-    if elements_left[0] < 0:
+    budget[0] -= wire.check_elements(arrays.values(), limits.max_elements)
+    if budget[0] < 0:
         raise LimitExceeded(f"The request holds more than {limits.max_elements:,} numbers in all "
                             f"(LOSS_SERVICE_MAX_ELEMENTS); split it into smaller requests.", ("body",))
     return prepare_call(spec, arrays["y_true"], arrays["y_pred"], params=request.params,
@@ -155,13 +155,13 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
         raise LimitExceeded(f"requests has {len(items)} items, over the limit of {limits.max_batch_items} "
                             f"(LOSS_SERVICE_MAX_BATCH_ITEMS); split the batch.", ("requests",))
     numbers_only = wire.numbers_only(body, {"requests": [outside_arrays(item) for item in items]})
-    elements_left = [limits.max_elements]
+    budget = [limits.max_elements]
     prepared: list[PreparedCall | dict[str, Any]] = []
     for i, item in enumerate(items):
         prefix = ("requests", i)
         try:
             request = validate_body(BatchItem, item, prefix=prefix)
-            prepared.append(_prepare(request.loss, item, request, limits, numbers_only, elements_left))
+            prepared.append(_prepare(request.loss, item, request, limits, numbers_only, budget))
         except LossServiceError as err:
             prepared.append(_item_error(err, prefix, instance))
     work = sum(call.work for call in prepared if isinstance(call, PreparedCall))

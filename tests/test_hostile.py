@@ -134,7 +134,8 @@ def test_a_64_item_circle_batch_is_refused_at_once(server):
 
 
 def test_a_request_that_can_never_fit_is_413_while_the_budget_is_busy(server):
-    with concurrent.futures.ThreadPoolExecutor(1) as pool, httpx.Client(base_url=server.url, timeout=GENEROUS) as client:
+    with Watch(server), concurrent.futures.ThreadPoolExecutor(1) as pool, \
+            httpx.Client(base_url=server.url, timeout=GENEROUS) as client:
         # three requests that each fill the budget run one after another (about 1.5 s)
         busy = pool.submit(post_all, server.url, "/v1/losses/circle", [circle_body(CIRCLE_AT_LIMIT, s) for s in range(3)])
         time.sleep(0.2)
@@ -160,7 +161,8 @@ def test_requests_whose_clients_hung_up_are_dropped_and_logged(server):
         assert client.post("/v1/losses/circle", content=body, headers={"content-type": "application/json"}).status_code == 200
         one_circle = time.perf_counter() - start
         logged_before = server.log.read_text().count("dropped POST /v1/losses/circle")
-        with Watch(server):
+        bound = rss_bound(server)
+        with Watch(server) as watch:
             hang_ups = [threading.Thread(target=_send_and_hang_up, args=(server.port, body)) for _ in range(8)]
             for t in hang_ups:
                 t.start()
@@ -170,6 +172,7 @@ def test_requests_whose_clients_hung_up_are_dropped_and_logged(server):
             tiny = client.post("/v1/losses/mse", json={"y_true": [1.0], "y_pred": [2.0]})
             waited = time.perf_counter() - start
     assert tiny.status_code == 200
+    assert watch.peak < bound, (watch.peak, bound)
     # only the computation admitted before its client left runs first (the budget holds one at a time)
     assert waited < 3 * one_circle, (waited, one_circle)  # not computed: 8 Circles would take 8 times one
     deadline = time.monotonic() + 10
