@@ -20,12 +20,12 @@ class Settings(BaseSettings):
     max_request_work: int = Field(5_000_000, gt=0, description=(
         "most declared work of one request, a batch's items together (413 above, and above work_budget)"))
     max_queue: int = Field(8, gt=0, description=(
-        "requests accepted but not yet computing (being parsed, or waiting for a thread or for the work "
-        "budget); more are a 503 with Retry-After, and /readyz is 503 meanwhile"))
+        "parsed requests waiting for room in the work budget; a request that would wait beyond them is a 503 "
+        "with Retry-After, and /readyz is 503 while the queue is full"))
     max_rank: int = Field(8, ge=1, le=32, description="most dimensions of one array (422 above)")
     max_batch_items: int = Field(64, gt=0, description="most requests in one /v1/batch call (413 above)")
     max_concurrency: int = Field(2, gt=0, description=(
-        "threads parsing or computing at once (parsing takes about 4x the body in memory)"))
+        "threads parsing at once, and as many computing (parsing takes about 4x the body in memory)"))
     body_timeout: float = Field(30.0, gt=0, description="seconds to receive a request body (408 after)")
     max_connections: int = Field(1000, gt=0, description=(
         "open connections (uvicorn's limit_concurrency); idle ones are closed first to make room"))

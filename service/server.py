@@ -25,6 +25,7 @@ log = logging.getLogger("service")
 
 BASELINE_BYTES = 300 * 1024 * 1024  # RSS of an idle worker with MKL's vector math loaded (about 200-270 MB)
 PARSE_FACTOR = 4  # parsing a JSON body of numbers takes up to about 4x its size (the lists, then the arrays)
+QUEUED_BYTES_PER_ELEMENT = 16  # a parsed request's float64 inputs, and the copies a loss's prepare may make
 FD_RESERVE = 64  # descriptors besides connections: the listening socket, logs, pipes, shared libraries
 GRACEFUL_SHUTDOWN_SECONDS = 20  # docker stop waits 30 s (compose stop_grace_period) before SIGKILL
 
@@ -59,13 +60,14 @@ class BoundedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
 def memory_bound(settings: Settings) -> dict[str, int]:
     """The terms of a worker's peak memory under any load, in bytes (README, "Limits under hostile load"):
     computations (the work budget at float64's bytes per unit of work), bodies being parsed (one per
-    thread), bodies waiting in the queue, and the baseline. Bodies still arriving are bounded in time by
-    the body timeout rather than here."""
+    parsing thread), parsed requests waiting in the queue (their input arrays, at most max_elements
+    numbers each), and the baseline. Bodies still arriving, or waiting a moment for a parsing thread,
+    are bounded by the body timeout and the connection limit rather than here."""
     terms = {
         "baseline": BASELINE_BYTES,
         "computations": settings.work_budget * BYTES_PER_WORK["float64"],
         "parsing": settings.max_concurrency * PARSE_FACTOR * settings.max_body_bytes,
-        "queued bodies": settings.max_queue * settings.max_body_bytes,
+        "queued inputs": settings.max_queue * QUEUED_BYTES_PER_ELEMENT * settings.max_elements,
     }
     terms["total"] = sum(terms.values())
     return terms

@@ -121,16 +121,17 @@ async def test_queued_work_whose_client_hangs_up_is_dropped_not_computed(caplog)
             await queued
     release.set()
     assert await first == b"{}"
-    assert ran == [10] and admission.budget.in_use == 0 and admission.queued == 0
+    assert ran == [10] and admission.budget.in_use == 0 and admission.budget.waiting == 0
     assert "dropped POST /v1/losses/circle" in caplog.text and "disconnected while it was queued" in caplog.text
 
 
 async def test_beyond_the_queue_the_answer_is_503_with_retry_after():
-    admission = Admission(threads=2, work_budget=10, max_queue=1)
+    admission = Admission(threads=1, work_budget=10, max_queue=1)
     ran: list[int] = []
     release = threading.Event()
     running = asyncio.ensure_future(admission.run(FakeRequest(), _plan(10, ran, release)))
     await _until(lambda: ran)
+    # one thread computes; parsing has its own, so the next request is parsed and queued meanwhile
     waiting = asyncio.ensure_future(admission.run(FakeRequest(), _plan(1, ran)))
     await _until(lambda: admission.budget.waiting)
     assert admission.full
@@ -142,18 +143,35 @@ async def test_beyond_the_queue_the_answer_is_503_with_retry_after():
     assert ran == [10, 1] and not admission.full and admission.budget.in_use == 0
 
 
+async def test_small_requests_that_fit_never_queue():
+    admission = Admission(threads=2, work_budget=100, max_queue=1)
+    ran: list[int] = []
+    release = threading.Event()
+    running = asyncio.ensure_future(admission.run(FakeRequest(), _plan(80, ran, release)))
+    await _until(lambda: ran)
+    # sixteen at once, more than the queue and the threads: each fits beside the large one, none waits
+    small = await asyncio.gather(*(admission.run(FakeRequest(), _plan(1, ran)) for _ in range(16)))
+    assert small == [b"{}"] * 16 and admission.budget.waiting == 0
+    release.set()
+    assert await running == b"{}" and admission.budget.in_use == 0
+
+
 async def test_readyz_is_503_while_the_queue_is_full_and_healthz_stays_200():
-    async with make_client() as client:
-        admission = client._transport.app.state.admission
+    async with make_client(work_budget=10, max_queue=2) as client:
+        budget = client._transport.app.state.admission.budget
         assert (await client.get("/readyz")).status_code == 200
-        admission.queued = admission.max_queue  # as if that many requests were waiting
-        try:
-            busy = await client.get("/readyz")
-            assert busy.status_code == 503 and busy.json()["status"] == "busy"
-            assert (await client.get("/healthz")).status_code == 200
-            assert_problem(await client.post("/v1/losses/mse", json={"y_true": [1], "y_pred": [2]}), 503)
-        finally:
-            admission.queued = 0
+        await budget.acquire(10)
+        waiters = [asyncio.ensure_future(budget.acquire(5)) for _ in range(2)]
+        await _settle()
+        busy = await client.get("/readyz")
+        assert busy.status_code == 503 and busy.json()["status"] == "busy"
+        assert (await client.get("/healthz")).status_code == 200
+        shed = assert_problem(await client.post("/v1/losses/mse", json={"y_true": [1], "y_pred": [2]}), 503)
+        assert "LOSS_SERVICE_MAX_QUEUE" in shed["detail"]
+        budget.release(10)
+        await asyncio.gather(*waiters)
+        budget.release(5)
+        budget.release(5)
         assert (await client.get("/readyz")).status_code == 200
 
 

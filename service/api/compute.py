@@ -4,9 +4,11 @@ Every route that computes hands its pipeline function to ``Admission.run``. The 
 validates the body in a worker thread and returns a ``Plan`` with the request's declared work
 (``Loss.work``); the plan's heavy part runs only once the work of everything running at once fits in
 the budget, so the memory of computations stays under ``work_budget x BYTES_PER_WORK[dtype]``
-whatever the load. Requests waiting (for a thread, or for room in the budget) are bounded by
-``max_queue``: beyond it the answer is a 503 with ``Retry-After`` at once (load shedding), and
-``/readyz`` says not ready. A request whose client hangs up while it waits is dropped, not computed.
+whatever the load. Parsed requests waiting for room in the budget are bounded by ``max_queue``:
+beyond it the answer is a 503 with ``Retry-After`` (load shedding), at once when the queue is
+already full, and ``/readyz`` says not ready. A request whose client hangs up while it waits is
+dropped, not computed. Parsing and computing have their own threads, so that a long computation
+never keeps a small request from being parsed (and found to fit).
 """
 
 from __future__ import annotations
@@ -57,11 +59,14 @@ class WorkBudget:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def fits_now(self, work: int) -> bool:
+        return not self._waiters and self.in_use + work <= self.capacity
+
     async def acquire(self, work: int) -> None:
         """Waits until ``work`` fits beside what runs (and everyone queued before it has started)."""
         if work > self.capacity:
             raise ValueError(f"work {work} can never fit in a budget of {self.capacity}")
-        if not self._waiters and self.in_use + work <= self.capacity:
+        if self.fits_now(work):
             self.in_use += work
             return
         entry = (work, asyncio.get_running_loop().create_future())
@@ -98,48 +103,48 @@ async def _wait_for_disconnect(receive: Callable[[], Any], gone: asyncio.Event) 
 
 
 class Admission:
-    """A bounded queue in front of the work budget, and at most ``threads`` worker threads parsing or
-    computing at once (the event loop keeps answering health checks meanwhile)."""
+    """The work budget with a bounded queue in front, and ``threads`` worker threads for parsing plus
+    as many for computing (the event loop keeps answering health checks meanwhile)."""
 
     def __init__(self, *, threads: int, work_budget: int, max_queue: int) -> None:
         self.budget = WorkBudget(work_budget)
         self.max_queue = max_queue
-        self.queued = 0  # accepted, not yet computing: being parsed, or waiting for a thread or the budget
         self._threads = threads
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
 
     @property
     def full(self) -> bool:
-        return self.queued >= self.max_queue
+        """No room left to wait: a request that does not fit at once is shed."""
+        return self.budget.waiting >= self.max_queue
 
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self._limiter is None:  # created lazily: it must belong to the running event loop
-            self._limiter = anyio.CapacityLimiter(self._threads)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+    async def _in_thread(self, pool: str, fn: Callable[..., Any], *args: Any) -> Any:
+        if pool not in self._limiters:  # created lazily: they must belong to the running event loop
+            self._limiters[pool] = anyio.CapacityLimiter(self._threads)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiters[pool])
 
     async def run(self, request: Any, fn: Callable[..., Plan], *args: Any) -> bytes:
         """``fn(*args)`` (a pipeline function) in a thread, then its plan once the budget has room.
         ``request`` is the Starlette request: its ``receive`` tells when the client hangs up."""
-        if self.full:
+        if self.full:  # it would have to wait behind the queue (first come, first served): shed it now
             raise QueueFull(self.max_queue)
-        self.queued += 1
         gone = asyncio.Event()
         watcher = asyncio.ensure_future(_wait_for_disconnect(request.receive, gone))
         try:
-            plan: Plan = await self._in_thread(fn, *args)  # a thread cannot be interrupted: parsing finishes
+            plan: Plan = await self._in_thread("parse", fn, *args)  # a thread cannot be interrupted
             if plan.work > self.budget.capacity:  # callers refuse this first, naming the field; a safety net
                 raise LimitExceeded(f"The request's work of {plan.work:,} can never fit in the work budget of "
                                     f"{self.budget.capacity:,} (LOSS_SERVICE_WORK_BUDGET).", ("body",))
+            if not self.budget.fits_now(plan.work) and self.full:
+                raise QueueFull(self.max_queue)
             admitted = not gone.is_set() and await self._admit(plan.work, gone)
         finally:
-            self.queued -= 1
             watcher.cancel()
         if not admitted:
             log.warning("dropped %s %s (declared work %d): the client disconnected while it was queued",
                         request.method, request.url.path, plan.work)
             raise ClientGone()
         try:
-            return await self._in_thread(plan.run)
+            return await self._in_thread("compute", plan.run)
         finally:
             self.budget.release(plan.work)
 
