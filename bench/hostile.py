@@ -180,7 +180,8 @@ def main() -> None:
                                               [enc({"loss": "circle", "shape": [b, 2], "seed": i}) for i in range(4)]))
 
     def requests(b: int):
-        return lambda live: statuses(post_all(live.url, "/v1/losses/circle", [enc(circle_body(b, i)) for i in range(4)]))
+        bodies = [enc(circle_body(b, i)) for i in range(4)]
+        return lambda live: statuses(post_all(live.url, "/v1/losses/circle", bodies))
 
     def batch(live):
         items = [{"loss": "circle", **circle_body(at_limit, i)} for i in range(64)]
@@ -220,7 +221,8 @@ def main() -> None:
             return f"{answer.split(b' ', 2)[1].decode()} then closed after {time.perf_counter() - start:.1f} s"
 
     cases = [
-        (f"4 concurrent /v1/exercises, Circle shape [{OLD_LIMIT_B}, 2] (the issue's, old limit)", exercises(OLD_LIMIT_B)),
+        (f"4 concurrent /v1/exercises, Circle shape [{OLD_LIMIT_B}, 2] (the issue's, old limit)",
+         exercises(OLD_LIMIT_B)),
         (f"4 concurrent /v1/exercises, Circle shape [{at_limit}, 2] (at the new limit)", exercises(at_limit)),
         (f"4 concurrent /v1/losses/circle, B = {OLD_LIMIT_B} (the issue's 180 KB)", requests(OLD_LIMIT_B)),
         (f"4 concurrent /v1/losses/circle, B = {at_limit} (at the new limit)", requests(at_limit)),

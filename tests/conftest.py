@@ -127,8 +127,8 @@ def live_server(env: dict[str, str] | None = None, log_path: Path | None = None)
         log = stack.enter_context(open(log_path, "wb"))
         settings = {"LOSS_SERVICE_HOST": "127.0.0.1", "LOSS_SERVICE_PORT": str(port), "LOSS_SERVICE_WORKERS": "1",
                     "LOSS_SERVICE_LOG_LEVEL": "warning"}
-        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO, env={**os.environ, **settings, **(env or {})},
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO,
+                                env={**os.environ, **settings, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30

@@ -3,10 +3,11 @@ budget, time bounded by the body deadline and the queue, connections bounded, /h
 throughout (issue 9's measured cases, with a small budget so that they are fast and light).
 
 The budget here is 2,000,000 units of work (256 MB at 128 bytes each): one Circle request on 1414
-embeddings (its B x B pairs) fills it, and its computation takes about 0.3 s on the development machine. Peak RSS must stay under
-the RSS after warm-up + budget x BYTES_PER_WORK["float64"] + RSS_MARGIN (parsing, threads, buffers;
-measured at a 1,000,000 budget: 125-133 MB over the warm RSS, and 240-370 MB without the budget at four
-threads, the old default).
+embeddings (its B x B pairs) fills it, and its computation takes about 0.3 s on the development
+machine. Peak RSS must stay under the RSS after warm-up + budget x BYTES_PER_WORK["float64"] +
+RSS_MARGIN (parsing, threads, buffers; measured at a 1,000,000 budget: 125-133 MB over the warm RSS,
+and 240-370 MB without the budget at four threads, the old default; at this budget, without it,
+peaks of 0.90-1.09 GB broke bounds of 0.70-0.99 GB).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def server(tmp_path_factory):
         with httpx.Client(base_url=live.url, timeout=GENEROUS) as client:  # warm-up: every path once
             assert client.post("/v1/losses/circle", json=circle_body(CIRCLE_AT_LIMIT)).status_code == 200
             assert client.post("/v1/exercises", json={"loss": "circle", "shape": [50, 2], "seed": 1}).status_code == 200
-            assert client.post("/v1/batch", json={"requests": [{"loss": "mse", "y_true": [1], "y_pred": [2]}]}).status_code == 200
+            small = {"requests": [{"loss": "mse", "y_true": [1], "y_pred": [2]}]}
+            assert client.post("/v1/batch", json=small).status_code == 200
         yield live
 
 
@@ -137,7 +139,8 @@ def test_a_request_that_can_never_fit_is_413_while_the_budget_is_busy(server):
     with Watch(server), concurrent.futures.ThreadPoolExecutor(1) as pool, \
             httpx.Client(base_url=server.url, timeout=GENEROUS) as client:
         # three requests that each fill the budget run one after another (about 1.5 s)
-        busy = pool.submit(post_all, server.url, "/v1/losses/circle", [circle_body(CIRCLE_AT_LIMIT, s) for s in range(3)])
+        fillers = [circle_body(CIRCLE_AT_LIMIT, s) for s in range(3)]
+        busy = pool.submit(post_all, server.url, "/v1/losses/circle", fillers)
         time.sleep(0.2)
         refused = client.post("/v1/losses/circle", json=circle_body(CIRCLE_AT_LIMIT + 1))
         still_busy = not busy.done()
@@ -158,7 +161,8 @@ def test_requests_whose_clients_hung_up_are_dropped_and_logged(server):
     body = json.dumps(circle_body(CIRCLE_AT_LIMIT)).encode()
     with httpx.Client(base_url=server.url, timeout=GENEROUS) as client:
         start = time.perf_counter()
-        assert client.post("/v1/losses/circle", content=body, headers={"content-type": "application/json"}).status_code == 200
+        json_type = {"content-type": "application/json"}
+        assert client.post("/v1/losses/circle", content=body, headers=json_type).status_code == 200
         one_circle = time.perf_counter() - start
         logged_before = server.log.read_text().count("dropped POST /v1/losses/circle")
         bound = rss_bound(server)
