@@ -48,6 +48,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
-# Exec form: uvicorn becomes PID 1 (the python -c only reads LOSS_SERVICE_WORKERS / _LOG_LEVEL and execs it),
-# so SIGTERM from `docker stop` reaches uvicorn, which finishes in-flight requests before exiting.
-CMD ["python", "-c", "import os; os.execvp('uvicorn', ['uvicorn', 'service.app:app', '--host', '0.0.0.0', '--port', '8000', '--workers', os.environ.get('LOSS_SERVICE_WORKERS', '1'), '--log-level', os.environ.get('LOSS_SERVICE_LOG_LEVEL', 'info').lower(), '--timeout-graceful-shutdown', '20'])"]
+# Exec form: this python process is uvicorn's (python -m service calls uvicorn.run with every limit taken from
+# the LOSS_SERVICE_* settings, service/server.py), so it is PID 1 and SIGTERM from `docker stop` reaches it;
+# it finishes in-flight requests before exiting.
+CMD ["python", "-m", "service", "--host", "0.0.0.0", "--port", "8000"]

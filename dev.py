@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Developer commands for the loss service (standard library only; runs with any Python 3.11+).
 
-    python3 dev.py serve [uvicorn options]   serve service.app:app (LOSS_SERVICE_HOST, _PORT, _WORKERS, _LOG_LEVEL)
+    python3 dev.py serve [--host H --port P] serve the service: python -m service (LOSS_SERVICE_* settings)
     python3 dev.py test  [pytest options]    run the test suite; its exit code is pytest's (no tests = failure)
     python3 dev.py lock  [--upgrade]         regenerate requirements.lock and requirements-dev.lock with uv
 
@@ -165,8 +165,8 @@ def cmd_serve(extra: list[str]) -> int:
         raise DevError(f"LOSS_SERVICE_LOG_LEVEL={log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     python = ensure_venv()
     sync(python, RUNTIME_LOCK)
-    command = [str(python), "-m", "uvicorn", "service.app:app", "--host", host, "--port", str(port),
-               "--workers", str(workers), "--log-level", log_level, *extra]
+    # python -m service reads every setting itself (service/server.py), as the image's CMD does
+    command = [str(python), "-m", "service", *extra]
     shown = f"[{host}]" if ":" in host else host
     say(f"serving service.app:app on http://{shown}:{port} with {workers} worker(s); Ctrl+C stops it")
     os.chdir(ROOT)

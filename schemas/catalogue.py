@@ -30,8 +30,9 @@ class CatalogueEntry(BaseModel):
     hessian: bool = Field(description="Whether outputs may include `hessian`.")
     notes: str = Field(description="Conventions and deliberate differences from the framework.")
     work: str = Field(description=(
-        "How many values the evaluation's largest array holds. A request over the service's work limit "
-        "(LOSS_SERVICE_MAX_WORK) is refused with a 413 before any computation."))
+        "How many values the evaluation's largest array holds: the request's declared work. Work over "
+        "LOSS_SERVICE_MAX_REQUEST_WORK is refused with a 413 before any computation; the rest waits until it fits "
+        "in the process's work budget (LOSS_SERVICE_WORK_BUDGET)."))
     references: dict[str, str | None] = Field(description="Equivalents: keras, pytorch, optax, sklearn...")
 
 

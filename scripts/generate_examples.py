@@ -25,7 +25,7 @@ def build() -> dict[str, list[dict]]:
         examples = []
         for request in loss.examples:
             body = json.dumps(request).encode()
-            examples.append({"request": request, "response": json.loads(loss_response(loss.name, body, LIMITS))})
+            examples.append({"request": request, "response": json.loads(loss_response(loss.name, body, LIMITS).run())})
         out[loss.name] = examples
     return out
 

@@ -13,7 +13,7 @@ import schemas
 
 from . import __version__
 from .api import doc_examples, docs, grading, ops, problems, routes
-from .api.compute import ComputeGate
+from .api.compute import Admission
 from .config import Settings, get_settings
 from .engine import vecmath
 from .engine.errors import LossServiceError
@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
-    app.state.gate = ComputeGate(settings.max_concurrency)
+    app.state.admission = Admission(threads=settings.max_concurrency, work_budget=settings.work_budget,
+                                    max_queue=settings.max_queue)
     metrics = ops.Metrics()
     app.state.metrics = metrics
 

@@ -14,12 +14,23 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0, description="largest request body accepted (413 above)")
     max_elements: int = Field(5_000_000, gt=0, description="most numbers in all arrays of one request (413 above)")
-    max_work: int = Field(20_000_000, gt=0, description=(
-        "most values in the largest array one loss evaluation may build (413 above): CTC's alignment "
-        "lattice, Circle's pairs; elementwise losses build y_pred's size"))
+    work_budget: int = Field(5_000_000, gt=0, description=(
+        "most declared work (Loss.work: values in the largest array a loss builds) of all computations running "
+        "at once in the process; others wait in the queue. Memory: about 128 bytes per unit in float64"))
+    max_request_work: int = Field(5_000_000, gt=0, description=(
+        "most declared work of one request, a batch's items together (413 above, and above work_budget)"))
+    max_queue: int = Field(8, gt=0, description=(
+        "parsed requests waiting for room in the work budget; a request that would wait beyond them is a 503 "
+        "with Retry-After, and /readyz is 503 while the queue is full"))
     max_rank: int = Field(8, ge=1, le=32, description="most dimensions of one array (422 above)")
     max_batch_items: int = Field(64, gt=0, description="most requests in one /v1/batch call (413 above)")
-    max_concurrency: int = Field(4, gt=0, description="computations that run at once; others wait their turn")
+    max_concurrency: int = Field(2, gt=0, description=(
+        "threads parsing at once, and as many computing (parsing takes about 4x the body in memory)"))
+    body_timeout: float = Field(30.0, gt=0, description="seconds to receive a request body (408 after)")
+    max_connections: int = Field(1000, gt=0, description=(
+        "open connections (uvicorn's limit_concurrency); idle ones are closed first to make room"))
+    keep_alive_timeout: int = Field(5, gt=0, description=(
+        "seconds an idle connection (new or kept alive) stays open without sending a request"))
     workers: int = Field(1, gt=0, description="uvicorn worker processes (used by dev.py serve and the image)")
     host: str = Field("127.0.0.1", description="address to serve on (dev.py serve; the image uses 0.0.0.0)")
     port: int = Field(8000, gt=0, lt=65536, description="port to serve on")

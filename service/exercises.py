@@ -35,6 +35,7 @@ Nothing here imports the web framework: bodies in, bodies out, like ``service.pi
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,12 +46,12 @@ import numpy as np
 from schemas.grading import ExerciseRequest
 
 from . import wire
-from .engine import compute, get_loss
+from .engine import PreparedCall, get_loss, prepare_call
 from .engine.errors import InvalidInput, LimitExceeded, ShapeError, UnknownLoss
 from .engine.params import bind, normalize_axes
 from .engine.registry import Loss
 from .engine.sampling import draw, rng_for
-from .pipeline import Limits, unknown_loss_in_body, validate_body
+from .pipeline import Limits, Plan, unknown_loss_in_body, validate_body
 
 DEFAULT_DECIMALS = 4
 
@@ -101,11 +102,54 @@ def _class_axis(p: Mapping[str, Any], ndim: int) -> int | None:
     return None
 
 
-def generate(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | None, seed: int, *,
-             sample_weight: bool = False, decimals: int | None = DEFAULT_DECIMALS, limits: Limits,
-             loc: tuple = ()) -> Exercise:
-    """The documented algorithm (module docstring). ``loc`` prefixes the fields named in errors
-    (``("exercise",)`` inside a grade request)."""
+@dataclass
+class Draft:
+    """An exercise whose inputs are drawn and checked by the loss's own shape and domain checks, with
+    its declared ``work`` known: ``finish`` evaluates the loss on them (the last check, and the
+    per-sample shape a ``sample_weight`` is drawn for), which is the heavy part."""
+
+    exercise: Exercise
+    call: PreparedCall
+    rng: np.random.Generator
+    sample_weight: bool
+    where: str
+    loc: tuple
+
+    @property
+    def work(self) -> int:
+        return self.call.work
+
+    def finish(self) -> Exercise:
+        ex = self.exercise
+        with _shape_errors(ex, self.where, self.loc):
+            result = self.call.evaluate()
+        if self.sample_weight:
+            ex.sample_weight = draw("weights", self.rng, tuple(result.per_sample.shape), ex.decimals)
+        return ex
+
+
+@contextlib.contextmanager
+def _shape_errors(ex: Exercise, where: str, loc: tuple):
+    """The loss's complaints about drawn inputs, said about the requested shape."""
+    spec, shape = ex.loss, list(ex.shape)
+    try:
+        yield
+    except ShapeError as err:
+        raise ShapeError(f"{where} {shape} does not fit {spec.name}: {err.detail}", (*loc, "shape")) from None
+    except LimitExceeded as err:
+        raise LimitExceeded(f"{where} {shape} is too large for {spec.name}: {err.detail}", (*loc, "shape")) from None
+    except InvalidInput as err:  # pragma: no cover - a sampler bug; the registry tests guard every loss
+        raise InvalidInput(f"The exercise drawn for {spec.name} with {where} {shape} and decimals={ex.decimals} "
+                           f"is not valid for the loss ({err.detail}); try more decimals or another shape.",
+                           (*loc, "decimals")) from None
+
+
+def draft(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | None, seed: int, *,
+          sample_weight: bool = False, decimals: int | None = DEFAULT_DECIMALS, limits: Limits,
+          loc: tuple = ()) -> Draft:
+    """Steps 1-4 and 6 of the documented algorithm (module docstring) up to evaluating the loss;
+    ``Draft.finish`` does the rest. ``loc`` prefixes the fields named in errors (``("exercise",)``
+    inside a grade request)."""
     p = bind(spec.params, params)
     shape = check_shape(tuple(spec.sample_shape) if shape is None else tuple(shape), limits, loc)
     where = _where(loc) + "shape"
@@ -121,22 +165,11 @@ def generate(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] 
     if k is not None:
         y_true = np.moveaxis(y_true, -1, k) if y_true.ndim == len(shape) else y_true
         y_pred = np.moveaxis(y_pred, -1, k)
-    try:
-        result = compute(spec, y_true, y_pred, params=p, reduction="none", outputs=("per_sample",),
-                         max_work=limits.max_work)
-    except ShapeError as err:
-        raise ShapeError(f"{where} {list(shape)} does not fit {spec.name}: {err.detail}", (*loc, "shape")) from None
-    except LimitExceeded as err:
-        raise LimitExceeded(f"{where} {list(shape)} is too large for {spec.name}: {err.detail}",
-                            (*loc, "shape")) from None
-    except InvalidInput as err:  # pragma: no cover - a sampler bug; the registry tests guard every loss
-        raise InvalidInput(f"The exercise drawn for {spec.name} with {where} {list(shape)} and decimals={decimals} "
-                           f"is not valid for the loss ({err.detail}); try more decimals or another shape.",
-                           (*loc, "decimals")) from None
-    weights = None
-    if sample_weight:
-        weights = draw("weights", rng, tuple(result.per_sample.shape), decimals)
-    return Exercise(spec, p, shape, seed, decimals, y_true, y_pred, weights)
+    ex = Exercise(spec, p, shape, seed, decimals, y_true, y_pred)
+    with _shape_errors(ex, where, loc):
+        call = prepare_call(spec, y_true, y_pred, params=p, reduction="none", outputs=("per_sample",),
+                            max_work=limits.max_work)
+    return Draft(ex, call, rng, sample_weight, where, loc)
 
 
 def as_json_array(x: np.ndarray) -> np.ndarray:
@@ -146,19 +179,24 @@ def as_json_array(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def exercise_response(body: bytes, limits: Limits) -> bytes:
-    """``POST /v1/exercises``: the JSON body in, the exercise out."""
+def exercise_response(body: bytes, limits: Limits) -> Plan:
+    """``POST /v1/exercises``: the JSON body in, the plan of the exercise out."""
     request = validate_body(ExerciseRequest, wire.parse_json(body), '(e.g. {"loss": "huber", "shape": [4, 3], '
                                                                      '"seed": 42})')
     try:
         spec = get_loss(request.loss)
     except UnknownLoss as err:
         raise unknown_loss_in_body(err) from None
-    ex = generate(spec, request.params, request.shape, request.seed, sample_weight=request.sample_weight,
-                  decimals=request.decimals, limits=limits)
-    out: dict[str, Any] = {"loss": spec.name, "params": ex.params, "shape": list(ex.shape), "seed": ex.seed,
-                           "decimals": ex.decimals, "y_true": as_json_array(ex.y_true),
-                           "y_pred": as_json_array(ex.y_pred)}
-    if ex.sample_weight is not None:
-        out["sample_weight"] = as_json_array(ex.sample_weight)
-    return wire.dumps(out)
+    drafted = draft(spec, request.params, request.shape, request.seed, sample_weight=request.sample_weight,
+                    decimals=request.decimals, limits=limits)
+
+    def run() -> bytes:
+        ex = drafted.finish()
+        out: dict[str, Any] = {"loss": spec.name, "params": ex.params, "shape": list(ex.shape), "seed": ex.seed,
+                               "decimals": ex.decimals, "y_true": as_json_array(ex.y_true),
+                               "y_pred": as_json_array(ex.y_pred)}
+        if ex.sample_weight is not None:
+            out["sample_weight"] = as_json_array(ex.sample_weight)
+        return wire.dumps(out)
+
+    return Plan(drafted.work, run)

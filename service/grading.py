@@ -24,6 +24,7 @@ Nothing here imports the web framework: bodies in, bodies out, like ``service.pi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,11 +33,11 @@ import numpy as np
 from schemas.grading import GradeRequest
 
 from . import wire
-from .engine import compute, get_loss
+from .engine import Result, get_loss, prepare_call
 from .engine.errors import InvalidInput, LimitExceeded, UnknownLoss, UnsupportedOutput
 from .engine.registry import Loss
-from .exercises import generate
-from .pipeline import ARRAY_FIELDS, Limits, outside_arrays, unknown_loss_in_body, validate_body
+from .exercises import Exercise, draft
+from .pipeline import ARRAY_FIELDS, Limits, Plan, outside_arrays, unknown_loss_in_body, validate_body
 
 OUTPUT_ORDER = ("loss", "per_sample", "gradient", "hessian")
 FORMATS = ("json", "gradescope")
@@ -389,8 +390,9 @@ def _check_available(spec: Loss, names: list[str], from_outputs: bool) -> None:
                                     f"remove it.", loc)
 
 
-def grade(body: bytes, limits: Limits) -> dict[str, Any]:
-    """The grade response as a dict (``format=json``)."""
+def grade(body: bytes, limits: Limits) -> tuple[int, Callable[[], dict[str, Any]]]:
+    """The grade's declared work (``Loss.work``) and how to compute it: the response as a dict
+    (``format=json``)."""
     obj = wire.parse_json(body)
     request: GradeRequest = validate_body(GradeRequest, obj, '(e.g. {"loss": "mse", "y_true": [...], "y_pred": '
                                                              '[...], "submission": {"loss": 0.5}})')
@@ -407,24 +409,21 @@ def grade(body: bytes, limits: Limits) -> dict[str, Any]:
     numbers_only = wire.numbers_only(body, rest)
     may_hold_bools = not numbers_only
 
-    exercise = None
+    drafted = call = sent_weights = None
     if request.exercise is not None:
         given = [f for f in ("y_true", "y_pred") if obj.get(f) is not None]
         if given:
             raise InvalidInput(f"Send either exercise or {' and '.join(given)}, not both: the exercise generates "
                                f"the inputs.", (given[0],))
         ex = request.exercise
-        exercise = generate(spec, request.params, ex.shape, ex.seed, sample_weight=ex.sample_weight,
-                            decimals=ex.decimals, limits=limits, loc=("exercise",))
-        if exercise.sample_weight is not None and obj.get("sample_weight") is not None:
+        if ex.sample_weight and obj.get("sample_weight") is not None:
             raise InvalidInput("Send either sample_weight or exercise.sample_weight: true, not both.",
                                ("sample_weight",))
-        y_true, y_pred = exercise.y_true, exercise.y_pred
-        weights = exercise.sample_weight
-        if weights is None:
-            weights = wire.to_array(obj.get("sample_weight"), "sample_weight", max_rank=limits.max_rank,
-                                    numbers_only=numbers_only)
-        params = exercise.params
+        drafted = draft(spec, request.params, ex.shape, ex.seed, sample_weight=ex.sample_weight,
+                        decimals=ex.decimals, limits=limits, loc=("exercise",))
+        sent_weights = wire.to_array(obj.get("sample_weight"), "sample_weight", max_rank=limits.max_rank,
+                                     numbers_only=numbers_only)
+        work = drafted.work  # the graded call is on the same inputs: the same work, after the draft's
     else:
         if obj.get("y_pred") is None:
             raise InvalidInput("y_pred: field required; send y_true and y_pred, or an exercise "
@@ -432,12 +431,26 @@ def grade(body: bytes, limits: Limits) -> dict[str, Any]:
         arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only)
                   for f in ARRAY_FIELDS}
         wire.check_elements(arrays.values(), limits.max_elements)
-        y_true, y_pred, weights = arrays["y_true"], arrays["y_pred"], arrays["sample_weight"]
-        params = request.params
+        call = prepare_call(spec, arrays["y_true"], arrays["y_pred"], params=request.params,
+                            sample_weight=arrays["sample_weight"], reduction=request.reduction,
+                            outputs=tuple(names), dtype=request.dtype, max_work=limits.max_work)
+        work = call.work
 
-    result = compute(spec, y_true, y_pred, params=params, sample_weight=weights, reduction=request.reduction,
-                     outputs=tuple(names), dtype=request.dtype, max_work=limits.max_work)
+    def run() -> dict[str, Any]:
+        exercise, graded_call = None, call
+        if drafted is not None:
+            exercise = drafted.finish()
+            weights = exercise.sample_weight if exercise.sample_weight is not None else sent_weights
+            graded_call = prepare_call(spec, exercise.y_true, exercise.y_pred, params=exercise.params,
+                                       sample_weight=weights, reduction=request.reduction, outputs=tuple(names),
+                                       dtype=request.dtype, max_work=limits.max_work)
+        return _graded(graded_call.evaluate(), request, submitted, names, may_hold_bools, exercise, limits)
 
+    return work, run
+
+
+def _graded(result: Result, request: GradeRequest, submitted: dict, names: list[str], may_hold_bools: bool,
+            exercise: Exercise | None, limits: Limits) -> dict[str, Any]:
     y_pred_shape = tuple(result.meta["y_pred_shape"])
     per_sample_shape = tuple(result.meta["per_sample_shape"])
     tol = request.tolerance
@@ -499,15 +512,20 @@ def _gradescope(graded: dict[str, Any]) -> dict[str, Any]:
             "tests": tests}
 
 
-def grade_response(body: bytes, limits: Limits, fmt: str = "json") -> bytes:
-    """``POST /v1/grade``: the JSON body in, the grade (or Gradescope's results.json) out."""
+def grade_response(body: bytes, limits: Limits, fmt: str = "json") -> Plan:
+    """``POST /v1/grade``: the JSON body in, the plan of the grade (or Gradescope's results.json) out."""
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be json or gradescope; got {fmt!r}.", ("query", "format"))
-    graded = grade(body, limits)
-    if fmt == "gradescope":
-        return wire.dumps(_gradescope(graded))
-    graded.pop("_gradescope")
-    return wire.dumps(graded)
+    work, compute_grade = grade(body, limits)
+
+    def run() -> bytes:
+        graded = compute_grade()
+        if fmt == "gradescope":
+            return wire.dumps(_gradescope(graded))
+        graded.pop("_gradescope")
+        return wire.dumps(graded)
+
+    return Plan(work, run)
 
 
 __all__ = ["FORMATS", "Context", "check_output", "grade", "grade_response", "read_submitted"]

@@ -6,6 +6,7 @@ to a process pool unchanged. Errors are raised as typed ``LossServiceError``s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from schemas import BatchItem, LossRequest
 
 from . import wire
 from .config import Settings
-from .engine import compute, get_loss
+from .engine import PreparedCall, get_loss, prepare_call
 from .engine.errors import ErrorItem, InvalidInput, LimitExceeded, LossServiceError, UnknownLoss, WorkLimitExceeded
 from .problems import problem_body
 
@@ -28,12 +29,22 @@ class Limits:
     max_elements: int
     max_rank: int
     max_batch_items: int
-    max_work: int
+    max_work: int  # the most declared work one request may have: more could never be admitted
 
     @classmethod
     def from_settings(cls, s: Settings) -> Limits:
         return cls(max_elements=s.max_elements, max_rank=s.max_rank, max_batch_items=s.max_batch_items,
-                   max_work=s.max_work)
+                   max_work=min(s.max_request_work, s.work_budget))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request parsed and validated, with its declared work (``Loss.work``, a batch's items summed):
+    ``run`` does the heavy part and gives the response body, once the process's work budget has
+    room for it (``service.api.compute``)."""
+
+    work: int
+    run: Callable[[], bytes]
 
 
 def validation_error(errors: list[dict], prefix: tuple = ()) -> InvalidInput:
@@ -84,8 +95,8 @@ def _response(result) -> dict[str, Any]:
     return out
 
 
-def _evaluate(name: str, obj: dict, request: LossRequest, limits: Limits, numbers_only: bool,
-              budget: list[int]) -> dict[str, Any]:
+def _prepare(name: str, obj: dict, request: LossRequest, limits: Limits, numbers_only: bool,
+             budget: list[int]) -> PreparedCall:
     spec = get_loss(name)
     arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only)
               for f in ARRAY_FIELDS}
@@ -93,10 +104,9 @@ def _evaluate(name: str, obj: dict, request: LossRequest, limits: Limits, number
     if budget[0] < 0:
         raise LimitExceeded(f"The request holds more than {limits.max_elements:,} numbers in all "
                             f"(LOSS_SERVICE_MAX_ELEMENTS); split it into smaller requests.", ("body",))
-    result = compute(spec, arrays["y_true"], arrays["y_pred"], params=request.params,
-                     sample_weight=arrays["sample_weight"], reduction=request.reduction,
-                     outputs=request.outputs, dtype=request.dtype, max_work=limits.max_work)
-    return _response(result)
+    return prepare_call(spec, arrays["y_true"], arrays["y_pred"], params=request.params,
+                        sample_weight=arrays["sample_weight"], reduction=request.reduction,
+                        outputs=request.outputs, dtype=request.dtype, max_work=limits.max_work)
 
 
 def outside_arrays(item: Any, fields: tuple[str, ...] = ARRAY_FIELDS) -> Any:
@@ -107,17 +117,31 @@ def outside_arrays(item: Any, fields: tuple[str, ...] = ARRAY_FIELDS) -> Any:
     return {k: None if k in fields else v for k, v in item.items()}
 
 
-def loss_response(name: str, body: bytes, limits: Limits) -> bytes:
-    """``POST /v1/losses/{name}``: the JSON body in, the JSON response out."""
+def loss_response(name: str, body: bytes, limits: Limits) -> Plan:
+    """``POST /v1/losses/{name}``: the JSON body in, the plan of the JSON response out."""
     get_loss(name)  # an unknown name is a 404 before anything else is looked at
     obj = wire.parse_json(body)
     request = validate_body(LossRequest, obj)
     numbers_only = wire.numbers_only(body, outside_arrays(obj))
-    return wire.dumps(_evaluate(name, obj, request, limits, numbers_only, [limits.max_elements]))
+    call = _prepare(name, obj, request, limits, numbers_only, [limits.max_elements])
+    return Plan(call.work, lambda: wire.dumps(_response(call.evaluate())))
 
 
-def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> bytes:
-    """``POST /v1/batch``: each item evaluated in order; a bad item becomes an ``error`` entry."""
+def _item_error(err: LossServiceError, prefix: tuple, instance: str | None) -> dict[str, Any]:
+    """A batch item's error as its ``{"error": problem}`` entry; the request-wide limits are re-raised:
+    they fail the whole batch."""
+    if isinstance(err, LimitExceeded) and not isinstance(err, WorkLimitExceeded):
+        raise err
+    if isinstance(err, UnknownLoss):
+        err = unknown_loss_in_body(err, prefix + ("loss",))
+    elif not any(e.loc[:2] == prefix for e in err.errors):
+        err = err.with_prefix(prefix)
+    return {"error": problem_body(err, instance)}
+
+
+def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> Plan:
+    """``POST /v1/batch``: each item evaluated in order; a bad item becomes an ``error`` entry. The
+    items' work counts together: a batch over the request's work limit is refused whole."""
     obj = wire.parse_json(body)
     if not isinstance(obj, dict) or set(obj) != {"requests"} or not isinstance(obj["requests"], list):
         extra = sorted(set(obj) - {"requests"}) if isinstance(obj, dict) else []
@@ -132,20 +156,29 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
                             f"(LOSS_SERVICE_MAX_BATCH_ITEMS); split the batch.", ("requests",))
     numbers_only = wire.numbers_only(body, {"requests": [outside_arrays(item) for item in items]})
     budget = [limits.max_elements]
-    results = []
+    prepared: list[PreparedCall | dict[str, Any]] = []
     for i, item in enumerate(items):
         prefix = ("requests", i)
         try:
             request = validate_body(BatchItem, item, prefix=prefix)
-            results.append(_evaluate(request.loss, item, request, limits, numbers_only, budget))
-        except LimitExceeded as err:
-            if not isinstance(err, WorkLimitExceeded):
-                raise  # the request-wide limits fail the whole batch
-            results.append({"error": problem_body(err.with_prefix(prefix), instance)})
-        except UnknownLoss as err:
-            results.append({"error": problem_body(unknown_loss_in_body(err, prefix + ("loss",)), instance)})
+            prepared.append(_prepare(request.loss, item, request, limits, numbers_only, budget))
         except LossServiceError as err:
-            if not any(e.loc[:2] == prefix for e in err.errors):
-                err = err.with_prefix(prefix)
-            results.append({"error": problem_body(err, instance)})
-    return wire.dumps({"results": results})
+            prepared.append(_item_error(err, prefix, instance))
+    work = sum(call.work for call in prepared if isinstance(call, PreparedCall))
+    if work > limits.max_work:
+        raise LimitExceeded(f"The requests' items would build {work:,} values of work together (see each loss's "
+                            f"'work' in the catalogue), over the limit of {limits.max_work:,} for one request "
+                            f"(LOSS_SERVICE_MAX_REQUEST_WORK); split the batch.", ("requests",))
+
+    def run() -> bytes:
+        results = []
+        for i, call in enumerate(prepared):
+            if isinstance(call, PreparedCall):
+                try:
+                    call = _response(call.evaluate())
+                except LossServiceError as err:
+                    call = _item_error(err, ("requests", i), instance)
+            results.append(call)
+        return wire.dumps({"results": results})
+
+    return Plan(work, run)

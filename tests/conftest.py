@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -113,37 +114,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class LiveServer(NamedTuple):
+    url: str
+    port: int
+    pid: int
+    log: Path
+
+
 @contextlib.contextmanager
-def live_server(env: dict[str, str] | None = None):
-    """A real uvicorn process of service.app:app on a free loopback port; yields (base_url, port)."""
+def live_server(env: dict[str, str] | None = None, log_path: Path | None = None):
+    """A real server process (``python -m service``, as dev.py serve and the image run it) on a free
+    loopback port; yields a ``LiveServer``. Its output goes to ``log_path`` (a temporary file if None)."""
     import subprocess
     import sys
+    import tempfile
     import time
 
     import httpx
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"],
-                            cwd=REPO, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"uvicorn did not become ready: {out[-2000:]}")
-            time.sleep(0.1)
-        yield base, port
-    finally:
-        proc.terminate()
+    with contextlib.ExitStack() as stack:
+        if log_path is None:
+            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="loss-service-log-"))) / "server.log"
+        log = stack.enter_context(open(log_path, "wb"))
+        settings = {"LOSS_SERVICE_HOST": "127.0.0.1", "LOSS_SERVICE_PORT": str(port), "LOSS_SERVICE_WORKERS": "1",
+                    "LOSS_SERVICE_LOG_LEVEL": "warning"}
+        proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=REPO,
+                                env={**os.environ, **settings, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start: {log_path.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.1)
+            yield LiveServer(base, port, proc.pid, log_path)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -25,8 +25,8 @@ needs_shell = pytest.mark.skipif(not (BASH and CURL), reason="grade.sh needs bas
 
 @pytest.fixture(scope="module")
 def base_url():
-    with live_server() as (url, _):
-        yield url
+    with live_server() as live:
+        yield live.url
 
 
 def answers(url: str, loss: str, seed: int, shape: list[int] | None = None, params: dict | None = None) -> dict:

@@ -261,11 +261,9 @@ def test_dockerfile_cmd_and_healthcheck_are_exec_form():
     assert len(cmds) == 1
     command = json.loads(cmds[0])   # exec form is a JSON array
     assert isinstance(command, list) and all(isinstance(part, str) for part in command)
-    joined = " ".join(command)
-    assert "uvicorn" in joined and "service.app:app" in joined and "0.0.0.0" in joined and "8000" in joined
-    if command[0] != "uvicorn":
-        compile(python_c_snippet(command), "<Dockerfile CMD>", "exec")
-        assert "execvp" in command[2], "a python -c wrapper must exec uvicorn so that it becomes PID 1"
+    # python -m service runs uvicorn in this very process (PID 1): no shell, no wrapper left behind
+    assert command[:3] == ["python", "-m", "service"], command
+    assert (ROOT / "service" / "__main__.py").is_file()
 
     checks = [args for kw, args in final if kw == "HEALTHCHECK"]
     assert len(checks) == 1
@@ -276,24 +274,52 @@ def test_dockerfile_cmd_and_healthcheck_are_exec_form():
     assert "urllib" in code and "127.0.0.1:8000/healthz" in code
 
 
-def test_dockerfile_cmd_execs_uvicorn_with_workers_from_env(tmp_path):
-    """Runs the CMD with a fake `uvicorn` on PATH (a POSIX script: the image is Linux)."""
+def test_dockerfile_cmd_gives_uvicorn_every_limit_from_the_settings(monkeypatch):
+    """The CMD's arguments through service.server, with the settings from the environment."""
+    from service import server
+
     final = final_stage(dockerfile_instructions(ROOT / "Dockerfile"))
     command = json.loads([args for kw, args in final if kw == "CMD"][0])
-    if command[0] == "uvicorn":
-        return
-    fake = tmp_path / "uvicorn"
-    fake.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}",
-           "LOSS_SERVICE_WORKERS": "3", "LOSS_SERVICE_LOG_LEVEL": "WARNING"}
-    result = subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    argv = json.loads(result.stdout)
-    assert argv[0] == "service.app:app"
-    assert argv[argv.index("--workers") + 1] == "3"
-    assert argv[argv.index("--log-level") + 1] == "warning"
-    assert argv[argv.index("--host") + 1] == "0.0.0.0" and argv[argv.index("--port") + 1] == "8000"
+    for name, value in {"WORKERS": "3", "LOG_LEVEL": "WARNING", "MAX_CONNECTIONS": "700",
+                        "KEEP_ALIVE_TIMEOUT": "7", "PORT": "9999", "HOST": "127.0.0.1"}.items():
+        monkeypatch.setenv(f"LOSS_SERVICE_{name}", value)
+    settings = server.settings_from(server.parse_args(command[3:]))
+    options = server.uvicorn_options(settings, open_files=4096)
+    assert (options["host"], options["port"]) == ("0.0.0.0", 8000)  # the image always listens there
+    assert options["workers"] == 3 and options["log_level"] == "warning"
+    assert options["limit_concurrency"] == 700 and options["timeout_keep_alive"] == 7
+    assert options["server_header"] is False
+    assert options["http"] == "service.server:BoundedHTTPProtocol"
+    assert options["log_config"]["loggers"]["service"]["level"] == "WARNING"
+    # a connection limit over the open-files limit is lowered under it
+    assert server.uvicorn_options(settings, open_files=500)["limit_concurrency"] == 500 - server.FD_RESERVE
+
+
+def test_dev_py_serve_runs_the_same_entry_point(monkeypatch):
+    dev = load_dev_py()
+    monkeypatch.setattr(dev, "ensure_venv", lambda: Path(sys.executable))
+    monkeypatch.setattr(dev, "sync", lambda python, lock: None)
+    monkeypatch.setattr(dev.os, "chdir", lambda path: None)
+    run = []
+    monkeypatch.setattr(dev.os, "execv", lambda path, argv: run.append(argv))
+    monkeypatch.setattr(dev.subprocess, "call", lambda argv: run.append(argv) or 0)
+    dev.cmd_serve(["--port", "8123"])
+    assert run and run[0][1:] == ["-m", "service", "--port", "8123"]
+
+
+def test_open_files_limit_is_raised_to_the_hard_limit():
+    import resource
+
+    from service.server import raise_open_files_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        raised = raise_open_files_limit()
+        assert raised == (hard if hard != resource.RLIM_INFINITY else raised) and raised >= min(256, hard)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == raised
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_dockerignore_keeps_local_state_out_of_the_context():
@@ -312,13 +338,16 @@ COMPOSE_SERVICE_KEYS = {
     "build", "image", "ports", "expose", "environment", "env_file", "healthcheck", "restart", "command",
     "entrypoint", "depends_on", "volumes", "tmpfs", "read_only", "security_opt", "stop_grace_period",
     "stop_signal", "deploy", "labels", "logging", "networks", "container_name", "user", "working_dir",
-    "cap_add", "cap_drop", "init", "ulimits", "mem_limit", "cpus", "pull_policy", "profiles", "platform",
+    "cap_add", "cap_drop", "init", "ulimits", "mem_limit", "memswap_limit", "cpus", "pids_limit", "pull_policy",
+    "profiles", "platform",
 }
 COMPOSE_BUILD_KEYS = {"context", "dockerfile", "args", "target", "labels", "cache_from", "cache_to", "platforms",
                       "tags", "network", "pull", "no_cache", "secrets", "ssh", "shm_size", "extra_hosts"}
 COMPOSE_HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
 DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|ns))+$")
-PORT = re.compile(r"^(?:(?:[\d.]+|\[[0-9a-fA-F:]+\]):)?(?:\d+(?:-\d+)?:)?(\d+)(?:-\d+)?(?:/(?:tcp|udp|sctp))?$")
+# the host part may be a Compose interpolation with a default: ${LOSS_SERVICE_PUBLISH:-127.0.0.1}
+PORT = re.compile(r"^(?:(?:[\d.]+|\[[0-9a-fA-F:]+\]|\$\{[A-Z0-9_]+:-[\d.]+\}):)?(?:\d+(?:-\d+)?:)?(\d+)(?:-\d+)?"
+                  r"(?:/(?:tcp|udp|sctp))?$")
 
 
 def load_compose() -> dict:
@@ -377,7 +406,33 @@ def test_compose_environment_names_real_settings():
     names = set(spec["environment"])
     assert names, "the compose service should show its LOSS_SERVICE_* settings"
     assert not names - known, f"not settings of service/config.py: {sorted(names - known)}"
-    assert "LOSS_SERVICE_WORKERS" in names
+    # every setting passes through, except where the image listens (its CMD fixes 0.0.0.0:8000)
+    missing = known - names - {prefix + "HOST", prefix + "PORT"}
+    assert not missing, f"docker-compose.yml does not pass through {sorted(missing)}"
+
+
+def _bytes(size: str) -> int:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmg]?)b?", str(size).lower()).groups()
+    return int(float(number) * 1024 ** "bkmg".index(unit or "b"))
+
+
+def test_compose_is_hardened_and_limited_to_match_the_work_budget():
+    from service.server import FD_RESERVE, memory_bound
+
+    (_, spec), = load_compose()["services"].items()
+    assert spec["cap_drop"] == ["ALL"] and not spec.get("cap_add")
+    assert spec["read_only"] is True and "no-new-privileges:true" in spec["security_opt"]
+    for port in spec["ports"]:  # published on loopback unless LOSS_SERVICE_PUBLISH says otherwise
+        assert port.startswith("${LOSS_SERVICE_PUBLISH:-127.0.0.1}:"), port
+    defaults = Settings()
+    needed = memory_bound(defaults)["total"]
+    limit = _bytes(spec["mem_limit"])
+    assert needed <= limit <= 1.25 * needed, (needed, limit)  # matched: room for the bound, not far over it
+    assert _bytes(spec["memswap_limit"]) == limit, "no swap: over the limit the container is stopped, not slowed"
+    assert float(spec["cpus"]) >= defaults.max_concurrency
+    assert isinstance(spec["pids_limit"], int) and 64 <= spec["pids_limit"] <= 4096
+    nofile = spec["ulimits"]["nofile"]
+    assert nofile["soft"] >= defaults.max_connections + FD_RESERVE
 
 
 def test_readme_documents_every_setting():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import anyio
 from fastapi import Request
 
 from ..engine.errors import LimitExceeded, LossServiceError
@@ -14,6 +15,16 @@ _JSON_TYPES = ("application/json",)
 class UnsupportedMediaType(LossServiceError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail=detail, status=415, slug="unsupported-media-type", title="Unsupported media type")
+
+
+class BodyTimeout(LossServiceError):
+    def __init__(self, timeout: float, received: int, declared: str | None) -> None:
+        of = f" of the {int(declared):,} declared" if declared is not None and declared.isdigit() else ""
+        super().__init__(
+            detail=f"The request body did not arrive within {timeout:g} s (LOSS_SERVICE_BODY_TIMEOUT): "
+                   f"{received:,} bytes{of} were received; send the whole body, with a Content-Length that matches it.",
+            status=408, slug="body-timeout", title="Request body timeout")
+        self.headers = {"Connection": "close"}  # the rest of a half-sent body must not be read as the next request
 
 
 def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
@@ -41,13 +52,18 @@ def check_headers(headers: Mapping[str, str], max_bytes: int) -> None:
         raise _too_large(max_bytes, int(declared))  # answered before a byte of the body is read
 
 
-async def read_json_body(request: Request, max_bytes: int) -> bytes:
+async def read_json_body(request: Request, max_bytes: int, timeout: float) -> bytes:
+    """The body's bytes, read within ``timeout`` seconds (a slow or lying client gets a 408)."""
     check_headers(request.headers, max_bytes)
+    declared = request.headers.get("content-length")
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(max_bytes)
-        chunks.append(chunk)
+    with anyio.move_on_after(timeout) as deadline:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(max_bytes)
+            chunks.append(chunk)
+    if deadline.cancelled_caught:
+        raise BodyTimeout(timeout, size, declared)
     return b"".join(chunks)

@@ -75,12 +75,14 @@ def _query(url: str, key: str, default: str) -> str:
 
 # What each route runs on a body that passed the header checks (service/api/routes.py and grading.py).
 _ROUTES: dict[tuple[str, str], Callable[[str, bytes, Limits], bytes]] = {
+    # the POST functions give a plan (parsed and validated, work declared); running it here is what
+    # the route does once the work budget admits it
     ("/v1/losses/{name}", "get"): lambda url, body, limits: dumps(catalogue.detail(_name_in(url))),
-    ("/v1/losses/{name}", "post"): lambda url, body, limits: pipeline.loss_response(_name_in(url), body, limits),
-    ("/v1/batch", "post"): lambda url, body, limits: pipeline.batch_response(body, limits, urlsplit(url).path),
+    ("/v1/losses/{name}", "post"): lambda url, body, limits: pipeline.loss_response(_name_in(url), body, limits).run(),
+    ("/v1/batch", "post"): lambda url, body, limits: pipeline.batch_response(body, limits, urlsplit(url).path).run(),
     ("/v1/grade", "post"): lambda url, body, limits: grading.grade_response(body, limits,
-                                                                            _query(url, "format", "json")),
-    ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits),
+                                                                            _query(url, "format", "json")).run(),
+    ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits).run(),
 }
 
 

@@ -67,8 +67,9 @@ async def grade(request: Request, format: Literal["json", "gradescope"] = Format
     body is Gradescope's `results.json` (one test per check; `gradescope` sets visibility, test names
     and points)."""
     settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_body_bytes)
-    return _json(await request.app.state.gate.run(grading.grade_response, body, request.app.state.limits, format))
+    body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
+    return _json(await request.app.state.admission.run(request, grading.grade_response, body,
+                                                       request.app.state.limits, format))
 
 
 @router.post("/exercises", response_model=ExerciseResponse, responses=PROBLEM_RESPONSES,
@@ -95,5 +96,6 @@ async def make_exercise(request: Request) -> Response:
 
     The inputs pass the loss's own checks; a shape the loss cannot take is a 422 naming `shape`."""
     settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_body_bytes)
-    return _json(await request.app.state.gate.run(exercises.exercise_response, body, request.app.state.limits))
+    body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
+    return _json(await request.app.state.admission.run(request, exercises.exercise_response, body,
+                                                       request.app.state.limits))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.routing import Match, Mount
@@ -24,9 +24,15 @@ async def healthz() -> Health:
     return Health(status="ok", version=__version__)
 
 
-@router.get("/readyz", response_model=Readiness, summary="Readiness")
-async def readyz() -> Readiness:
-    return Readiness(status="ready", version=__version__, losses=len(all_losses()), vector_math=vecmath.backend)
+@router.get("/readyz", response_model=Readiness, summary="Readiness",
+            responses={503: {"model": Readiness, "description": "The queue is full: send elsewhere for now."}})
+async def readyz(request: Request) -> Response:
+    """Ready unless the computation queue is full (LOSS_SERVICE_MAX_QUEUE): then 503, so that a load
+    balancer routes around this replica while it sheds load. /healthz stays a pure liveness check."""
+    full = request.app.state.admission.full
+    ready = Readiness(status="busy" if full else "ready", version=__version__, losses=len(all_losses()),
+                      vector_math=vecmath.backend)
+    return Response(ready.model_dump_json(), status_code=503 if full else 200, media_type="application/json")
 
 
 class Metrics:

@@ -29,7 +29,7 @@ def problem_response(body: dict, headers: dict | None = None) -> Response:
 def install(app: FastAPI) -> None:
     @app.exception_handler(LossServiceError)
     async def _engine_error(request: Request, exc: LossServiceError) -> Response:
-        return problem_response(problem_body(exc, request.url.path))
+        return problem_response(problem_body(exc, request.url.path), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

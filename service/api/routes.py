@@ -50,8 +50,9 @@ async def compute_loss(request: Request, name: str = LossName) -> Response:
     the diagonal `hessian`. There is an example per loss: picking one in the request body's Examples
     list sets `name` to match (and picking a `name` example picks its body)."""
     settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_body_bytes)
-    return _json(await request.app.state.gate.run(pipeline.loss_response, name, body, request.app.state.limits))
+    body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
+    return _json(await request.app.state.admission.run(request, pipeline.loss_response, name, body,
+                                                       request.app.state.limits))
 
 
 # no 404: an unknown loss in an item is that item's error, inside a 200
@@ -64,9 +65,9 @@ async def compute_batch(request: Request) -> Response:
     """`{"requests": [...]}`, each item a loss request plus its `loss` name; results come back in
     order, and an invalid item becomes `{"error": problem}` without failing the others."""
     settings = request.app.state.settings
-    body = await read_json_body(request, settings.max_body_bytes)
-    return _json(await request.app.state.gate.run(pipeline.batch_response, body, request.app.state.limits,
-                                                  request.url.path))
+    body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
+    return _json(await request.app.state.admission.run(request, pipeline.batch_response, body,
+                                                       request.app.state.limits, request.url.path))
 
 
 EXTRA_SCHEMAS = (BatchRequest,)

@@ -7,7 +7,7 @@
 """
 
 from . import embedding, hinge, probabilistic, regression, segmentation, sequence  # noqa: F401 - registers the losses
-from .compute import DEFAULT_OUTPUTS, DTYPES, OUTPUTS, Result, compute
+from .compute import BYTES_PER_WORK, DEFAULT_OUTPUTS, DTYPES, OUTPUTS, PreparedCall, Result, compute, prepare_call
 from .errors import (
                      DomainError,
                      InvalidInput,
@@ -24,7 +24,8 @@ from .reduction import REDUCTIONS
 from .registry import Loss, all_losses, get_loss, name_key
 
 __all__ = [
-    "DEFAULT_OUTPUTS", "DTYPES", "OUTPUTS", "REDUCTIONS", "DomainError", "InvalidInput", "LimitExceeded", "Loss",
-    "LossServiceError", "MalformedJSON", "NonFiniteResult", "ParameterError", "Result", "ShapeError", "UnknownLoss",
+    "BYTES_PER_WORK", "DEFAULT_OUTPUTS", "DTYPES", "OUTPUTS", "REDUCTIONS", "DomainError", "InvalidInput", "LimitExceeded", "Loss",
+    "LossServiceError", "MalformedJSON", "NonFiniteResult", "ParameterError", "PreparedCall", "Result", "ShapeError", "UnknownLoss",
     "UnsupportedOutput", "all_losses", "compute", "get_loss", "name_key",
+    "prepare_call",
 ]

@@ -28,6 +28,34 @@ class Result:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+BYTES_PER_WORK = {"float64": 128, "float32": 64}
+"""The most bytes any loss allocates per value of declared work (``Loss.work``) while computing its
+value and gradient, by dtype: Circle, the largest, keeps about 16 arrays of ``work`` values alive
+(123 B/work in float64, 63 in float32; CTC's float32 lattice 42-50). tests/test_work_limit.py holds
+every loss to it, so ``work x BYTES_PER_WORK[dtype]`` bounds a computation's memory."""
+
+
+@dataclass
+class PreparedCall:
+    """A validated loss call whose declared ``work`` is known before anything heavy is evaluated,
+    so that a caller can wait for room (or refuse it) first; ``evaluate`` computes it."""
+
+    spec: registry.Loss
+    params: dict
+    y_true: Any
+    y_pred: np.ndarray  # as sent (its shape is reported)
+    y_pred_used: np.ndarray  # as the loss computes on it
+    weights: np.ndarray | None
+    reduction: str
+    outputs: tuple[str, ...]
+    dtype: str
+    work: int
+
+    def evaluate(self) -> Result:
+        with np.errstate(all="ignore"):  # overflow and 0/0 are reported by _check_finite as a 422
+            return _run(self)
+
+
 def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapping[str, Any] | None = None,
             sample_weight: Any = None, reduction: str = "sum_over_batch_size",
             outputs: Iterable[str] = DEFAULT_OUTPUTS, dtype: str = "float64", max_work: int | None = None) -> Result:
@@ -36,7 +64,18 @@ def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapp
     Every step runs in ``dtype`` (epsilons included), as Keras does with its loss dtype. With
     ``max_work``, inputs on which the loss would build an array of more values than that (see
     ``Loss.work``) are refused with ``WorkLimitExceeded`` (a 413) before anything is computed.
+    ``prepare_call`` is the first half: validation and the declared work, without evaluating.
     """
+    return prepare_call(loss, y_true, y_pred, params=params, sample_weight=sample_weight, reduction=reduction,
+                        outputs=outputs, dtype=dtype, max_work=max_work).evaluate()
+
+
+def prepare_call(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapping[str, Any] | None = None,
+                 sample_weight: Any = None, reduction: str = "sum_over_batch_size",
+                 outputs: Iterable[str] = DEFAULT_OUTPUTS, dtype: str = "float64",
+                 max_work: int | None = None) -> PreparedCall:
+    """``compute``'s arguments checked (shapes, domains, parameters, ``max_work``) and the loss's
+    declared work measured, with nothing evaluated yet."""
     spec = registry.get_loss(loss) if isinstance(loss, str) else loss
     outputs = tuple(dict.fromkeys(outputs))
     if reduction not in REDUCTIONS:
@@ -65,24 +104,24 @@ def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapp
             raise InvalidInput(f"{name} is empty; send at least one value.", (name,))
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=dt)
 
-    # overflow and 0/0 are reported by _check_finite as a 422 naming the output, not as warnings
     with np.errstate(all="ignore"):
-        return _run(spec, p, y_true, y_pred, weights, reduction, outputs, dtype, max_work)
-
-
-def _run(spec: registry.Loss, p: dict, y_true: Any, y_pred: np.ndarray, weights: np.ndarray | None,
-         reduction: str, outputs: tuple[str, ...], dtype: str, max_work: int | None) -> Result:
-    y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
-    if max_work is not None and (work := spec.work(y_true, y_pred_used, p)) > max_work:
+        y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
+        work = spec.work(y_true, y_pred_used, p)
+    if max_work is not None and work > max_work:
         raise WorkLimitExceeded(
             f"{spec.name} would build an array of {work:,} values for this y_pred of shape {list(y_pred.shape)} "
             f"({spec.work_doc}), over the limit of {max_work:,}; send smaller inputs (split the batch).", ("y_pred",))
+    return PreparedCall(spec, p, y_true, y_pred, y_pred_used, weights, reduction, outputs, dtype, work)
+
+
+def _run(call: PreparedCall) -> Result:
+    spec, p, y_pred, outputs = call.spec, call.params, call.y_pred, call.outputs
     derivatives = frozenset(name for name in ("gradient", "hessian") if name in outputs)
-    evaluation = spec.evaluate_for(y_true, y_pred_used, p, derivatives)
-    reduced = reduce(evaluation.per_sample, weights, evaluation.mask, reduction)
+    evaluation = spec.evaluate_for(call.y_true, call.y_pred_used, p, derivatives)
+    reduced = reduce(evaluation.per_sample, call.weights, evaluation.mask, call.reduction)
 
     result = Result(meta={
-        "loss": spec.name, "reduction": reduction, "params": p, "dtype": dtype,
+        "loss": spec.name, "reduction": call.reduction, "params": p, "dtype": call.dtype,
         "y_pred_shape": list(y_pred.shape), "per_sample_shape": list(reduced.per_sample.shape),
     })
     if "loss" in outputs:
@@ -96,7 +135,7 @@ def _run(spec: registry.Loss, p: dict, y_true: Any, y_pred: np.ndarray, weights:
             result.gradient = evaluation.vjp(reduced.upstream).reshape(y_pred.shape)
     if "hessian" in outputs and evaluation.hess is not None:
         result.hessian = evaluation.hess(reduced.upstream).reshape(y_pred.shape)
-    _check_finite(result, dtype)
+    _check_finite(result, call.dtype)
     return result
 
 
