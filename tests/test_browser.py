@@ -43,8 +43,8 @@ def test_chromium_is_installed():
 
 @pytest.fixture(scope="module")
 def server():
-    with live_server() as (base, _port):
-        yield base
+    with live_server() as live:
+        yield live.url
 
 
 @pytest.fixture(scope="module")
