@@ -190,3 +190,18 @@ async def test_work_over_the_budget_is_413_even_under_a_larger_request_limit():
     async with make_client(max_request_work=10_000, work_budget=1000) as client:
         problem = assert_problem(await client.post("/v1/losses/circle", json=body), 413, "y_pred")
         assert "1,600" in problem["detail"] and "1,000" in problem["detail"]
+
+
+async def test_shed_requests_are_counted_as_shed_not_as_computation_errors():
+    async with make_client(work_budget=10, max_queue=1) as client:
+        budget = client._transport.app.state.admission.budget
+        await budget.acquire(10)
+        waiter = asyncio.ensure_future(budget.acquire(5))
+        await _settle()
+        assert (await client.post("/v1/losses/mse", json={"y_true": [1], "y_pred": [2]})).status_code == 503
+        budget.release(10)
+        await waiter
+        budget.release(5)
+        text = (await client.get("/metrics")).text
+    assert 'loss_service_computations_total{loss="mean_squared_error",outcome="shed"} 1.0' in text
+    assert 'outcome="error"' not in text

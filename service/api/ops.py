@@ -57,6 +57,10 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+_OUTCOMES = {499: "dropped", 503: "shed"}
+"""Computations that never ran: the client hung up while queued, or the queue was full (load shedding)."""
+
+
 def route_template(scope: Scope, original: Scope) -> str:
     """The route template a request matched, for a bounded set of metric labels: FastAPI's own routes
     put themselves in the scope; plain Starlette routes (/openapi.json, /docs) and mounts
@@ -122,7 +126,7 @@ class MetricsMiddleware:
             # a 401 is refused before any computation: it is no computation's outcome
             if template == "/v1/losses/{name}" and method == "POST" and status[0] != 401:
                 name = scope.get("path_params", {}).get("name", "?")
-                outcome = "ok" if status[0] < 400 else "error"
+                outcome = _OUTCOMES.get(status[0], "ok" if status[0] < 400 else "error")
                 try:
                     name = get_loss(name).name
                 except UnknownLoss:  # counted under "unknown", never as one label per typo
