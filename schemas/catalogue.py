@@ -23,6 +23,8 @@ class CatalogueEntry(BaseModel):
     summary: str
     formula: str = Field(description="The per-sample formula in LaTeX.")
     params: list[ParamInfo]
+    reductions: list[str] = Field(description="The values `reduction` may take for this loss.")
+    default_reduction: str = Field(description="The reduction used when a request leaves it out.")
     y_true: str = Field(description="Shape and domain of y_true, in words.")
     y_pred: str = Field(description="Shape and domain of y_pred, in words.")
     per_sample: str = Field(description="Which axis is reduced to give per_sample.")

@@ -123,7 +123,7 @@ class GradeRequest(BaseModel):
 
     loss: str = Field(description="Loss name or alias, as in POST /v1/losses/{name}.")
     params: dict[str, Any] = Field(default_factory=dict, description="The loss's parameters, as for a loss request.")
-    reduction: Reduction = Field("sum_over_batch_size", description="As for a loss request.")
+    reduction: Reduction | None = Field(None, description="As for a loss request (left out: the loss's default).")
     dtype: DType = Field("float64", description="The precision of the reference values, as for a loss request.")
     y_true: OptionalNDArray = Field(None, description="As for a loss request; leave out when sending `exercise`.")
     y_pred: OptionalNDArray = Field(None, description="As for a loss request; leave out when sending `exercise`.")

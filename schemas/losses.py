@@ -6,10 +6,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.engine.reduction import ALL_REDUCTIONS
+
 from .arrays import NDArray, OptionalNDArray
 from .problems import Problem
 
-Reduction = Literal["sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none"]
+# every reduction name of every family; which ones a loss accepts, and its default, are the loss's own
+# (its catalogue entry's `reductions` and `default_reduction`), checked by the engine
+Reduction = Literal[ALL_REDUCTIONS]  # type: ignore[valid-type]
 OutputName = Literal["loss", "per_sample", "gradient", "hessian"]
 DType = Literal["float64", "float32"]
 
@@ -22,10 +26,13 @@ class LossOptions(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description=(
         "The loss's own parameters (see GET /v1/losses/{name}); defaults are the framework's. Unknown names, "
         "wrong types and out-of-range values are a 422 that lists the valid parameters."))
-    reduction: Reduction = Field("sum_over_batch_size", description=(
-        "How per-sample values become `loss` (Keras 3 rules): `sum_over_batch_size`/`mean` divide the weighted "
-        "sum by the number of per-sample elements, `sum` sums, `mean_with_sample_weight` divides by the sum of "
-        "the weights, `none` returns the weighted per-sample array."))
+    reduction: Reduction | None = Field(None, description=(
+        "How per-sample values become `loss`, by the loss's family; left out, the loss's `default_reduction` "
+        "(see GET /v1/losses/{name}, which lists its `reductions`). Keras and other losses (default "
+        "`sum_over_batch_size`, Keras 3 rules): `sum_over_batch_size`/`mean` divide the weighted sum by the "
+        "number of per-sample elements, `sum` sums, `mean_with_sample_weight` divides by the sum of the weights, "
+        "`none` returns the weighted per-sample array. torch.* losses (default `mean`, PyTorch's rules): `mean`, "
+        "`sum`, `none`, and `batchmean` for torch.kl_div; they take no sample_weight."))
     outputs: list[OutputName] = Field(default_factory=lambda: ["loss", "per_sample", "gradient"], min_length=1,
                                       description="What to compute and return; only these are computed.")
     dtype: DType = Field("float64", description=(
@@ -40,7 +47,8 @@ class LossRequest(LossOptions):
     y_pred: NDArray = Field(description="Predictions (probabilities, logits, scores, embeddings...) per loss.")
     sample_weight: OptionalNDArray = Field(None, description=(
         "A number or an array broadcast against the per-sample loss (Keras 3 rules: a rank differing by one "
-        "with a trailing 1 is squeezed/expanded, then NumPy broadcasting)."))
+        "with a trailing 1 is squeezed/expanded, then NumPy broadcasting). Not for torch.* losses (a 422): "
+        "PyTorch's weights are the loss's own parameters."))
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "y_true": [[0, 1, 0], [0, 0, 1]], "y_pred": [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]],

@@ -454,7 +454,7 @@ def _graded(result: Result, request: GradeRequest, submitted: dict, names: list[
     y_pred_shape = tuple(result.meta["y_pred_shape"])
     per_sample_shape = tuple(result.meta["per_sample_shape"])
     tol = request.tolerance
-    ctx = Context(rtol=tol.rtol, atol=tol.atol, reduction=request.reduction,
+    ctx = Context(rtol=tol.rtol, atol=tol.atol, reduction=result.meta["reduction"],
                   n_per_sample=int(math.prod(per_sample_shape)), n_classes=int(y_pred_shape[-1]) if y_pred_shape else 1,
                   last_axis_reduced=len(per_sample_shape) < len(y_pred_shape),
                   per_sample_shape=per_sample_shape, y_pred_shape=y_pred_shape, reveal=request.reveal_expected)

@@ -20,11 +20,11 @@ from .errors import (
                      UnknownLoss,
                      UnsupportedOutput,
 )
-from .reduction import REDUCTIONS
+from .reduction import ALL_REDUCTIONS, REDUCTIONS
 from .registry import Loss, all_losses, get_loss, name_key
 
 __all__ = [
-    "BYTES_PER_WORK", "DEFAULT_OUTPUTS", "DTYPES", "OUTPUTS", "REDUCTIONS", "DomainError", "InvalidInput", "LimitExceeded", "Loss",
+    "BYTES_PER_WORK", "DEFAULT_OUTPUTS", "DTYPES", "OUTPUTS", "REDUCTIONS", "ALL_REDUCTIONS", "DomainError", "InvalidInput", "LimitExceeded", "Loss",
     "LossServiceError", "MalformedJSON", "NonFiniteResult", "ParameterError", "PreparedCall", "Result", "ShapeError", "UnknownLoss",
     "UnsupportedOutput", "all_losses", "compute", "get_loss", "name_key",
     "prepare_call",

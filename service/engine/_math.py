@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -133,19 +133,21 @@ def _summed(value: np.ndarray | AxisSums, axis: int) -> np.ndarray:
     return value.sums if isinstance(value, AxisSums) else axis_sum(value, axis)
 
 
-class MeanOverAxis(Loss):
-    """A loss whose per-sample value is the mean (or, with ``summed``, the sum) over one axis of
-    an elementwise term.
+class Elementwise(Loss):
+    """A loss built from an elementwise term of ``y_true`` and ``y_pred``, with the reduction of an
+    axis a choice (``axis_reduction``): ``"none"`` (PyTorch: ``per_sample`` is the term itself, of
+    y_pred's shape), ``"mean"`` (Keras: the mean over one axis, ``MeanOverAxis``) or ``"sum"``.
 
     Subclasses implement ``terms(y_true, y_pred, p) -> (value, d1, d2)``: the elementwise value
-    (or its ``AxisSums``) and zero-argument callables for its first and second derivatives with
-    respect to y_pred (``d2`` is ``None`` where no Hessian is offered). The mean, its gradient and
-    its Hessian diagonal are derived here once. ``d1`` and ``d2`` are called at most once each and
-    their results are scaled in place, so they may hand over an intermediate of ``terms`` that
-    nothing reads afterwards.
+    (or, when an axis is reduced, its ``AxisSums``) and zero-argument callables for its first and
+    second derivatives with respect to y_pred (``d2`` is ``None`` where no Hessian is offered).
+    The reduction, its gradient and its Hessian diagonal are derived here once. ``d1`` and ``d2``
+    are called at most once each and their results are scaled in place, so they may hand over an
+    intermediate of ``terms`` that nothing reads afterwards.
 
-    With ``blocked``, large inputs reduced over their last axis are computed in blocks of rows of
-    about ``BLOCK_ELEMENTS`` numbers, the derivatives a request asks for included: a block's dozen
+    Fast paths are opt-in (tests/test_blocking.py holds each to the plain path). With ``blocked``,
+    large inputs reduced over their last axis are computed in blocks of rows of about
+    ``BLOCK_ELEMENTS`` numbers, the derivatives a request asks for included: a block's dozen
     temporaries stay in the CPU cache instead of each making a round trip through memory, and the
     peak memory is a few blocks rather than a dozen arrays of y_pred's size. It pays for the
     longer formulas (logs, exponentials: 10-30% in bench/bench_losses.py) and costs the short ones
@@ -153,7 +155,8 @@ class MeanOverAxis(Loss):
     """
 
     hessian = True
-    summed = False  # True: sum over the axis instead of the mean (KL divergence)
+    axis_reduction: ClassVar[str] = "none"  # none | mean | sum
+    per_sample_doc = "elementwise: the shape of y_pred"
     grad_factor = 1.0  # a constant factor of d1, applied to the (small) upstream array instead
     blocked = False
     BLOCK_ELEMENTS = 1 << 16  # 512 KiB per float64 temporary: within a core's L2 cache
@@ -170,6 +173,8 @@ class MeanOverAxis(Loss):
         return self.evaluate_for(y_true, y_pred, p, frozenset({"gradient", "hessian"}))
 
     def evaluate_for(self, y_true: np.ndarray, y_pred: np.ndarray, p: dict, derivatives: frozenset[str]) -> Evaluation:
+        if self.axis_reduction == "none":
+            return self._unreduced(y_true, y_pred, p, derivatives)
         if y_pred.ndim == 0:  # a single number: treat it as one sample with one value
             y_true, y_pred = y_true.reshape(1), y_pred.reshape(1)
         axis = self.reduce_axis(y_pred, p)
@@ -183,8 +188,9 @@ class MeanOverAxis(Loss):
             per_sample = _summed(value, axis)
             d1 = lazy_d1() if "gradient" in derivatives else None
             d2 = lazy_d2() if want_d2 and lazy_d2 is not None else None
-        n = y_pred.dtype.type(1 if self.summed else y_pred.shape[axis])
-        if not self.summed:
+        summed = self.axis_reduction == "sum"
+        n = y_pred.dtype.type(1 if summed else y_pred.shape[axis])
+        if not summed:
             per_sample /= n
         factor = y_pred.dtype.type(self.grad_factor)
         inputs = (y_true, y_pred)
@@ -197,6 +203,28 @@ class MeanOverAxis(Loss):
             return scaled_in_place(d2, np.expand_dims(up / n, axis), inputs)
 
         return Evaluation(per_sample, vjp if d1 is not None else None, hess if d2 is not None else None)
+
+    def _unreduced(self, y_true: np.ndarray, y_pred: np.ndarray, p: dict, derivatives: frozenset[str]) -> Evaluation:
+        """``per_sample`` is the elementwise term; the upstream scales its derivatives entry by entry."""
+        shape = y_pred.shape
+        y_true, y_pred = y_true.reshape(y_true.shape or (1,)), y_pred.reshape(shape or (1,))  # ufuncs keep arrays
+        value, lazy_d1, lazy_d2 = self.terms(y_true, y_pred, p)
+        if isinstance(value, AxisSums):  # pragma: no cover - a loss bug: nothing is summed here
+            raise TypeError(f"{self.name}: AxisSums needs an axis reduction")
+        d1 = lazy_d1() if "gradient" in derivatives else None
+        d2 = lazy_d2() if "hessian" in derivatives and self.hessian and lazy_d2 is not None else None
+        factor = y_pred.dtype.type(self.grad_factor)
+        inputs = (y_true, y_pred)
+
+        def vjp(up: np.ndarray) -> np.ndarray:
+            scale = up.reshape(y_pred.shape) if self.grad_factor == 1.0 else up.reshape(y_pred.shape) * factor
+            return scaled_in_place(d1, scale, inputs)
+
+        def hess(up: np.ndarray) -> np.ndarray:
+            return scaled_in_place(d2, up.reshape(y_pred.shape), inputs)
+
+        return Evaluation(np.asarray(value, dtype=y_pred.dtype).reshape(shape), vjp if d1 is not None else None,
+                          hess if d2 is not None else None)
 
     def _blocks(self, y_true: np.ndarray, y_pred: np.ndarray, p: dict, want_d1: bool,
                 want_d2: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -222,3 +250,11 @@ class MeanOverAxis(Loss):
         shape = y_pred.shape
         return (sums.reshape(shape[:-1]), None if d1 is None else d1.reshape(shape),
                 None if d2 is None else d2.reshape(shape))
+
+
+class MeanOverAxis(Elementwise):
+    """An ``Elementwise`` loss whose per-sample value is the mean over one axis (the last, or
+    ``params.axis``): the Keras convention."""
+
+    axis_reduction = "mean"
+    per_sample_doc = Loss.per_sample_doc

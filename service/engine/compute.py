@@ -12,7 +12,6 @@ from . import registry
 from ._math import all_finite
 from .errors import InvalidInput, NonFiniteResult, UnsupportedOutput, WorkLimitExceeded
 from .params import bind
-from .reduction import REDUCTIONS, reduce
 
 OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
 DEFAULT_OUTPUTS = ("loss", "per_sample", "gradient")
@@ -57,7 +56,7 @@ class PreparedCall:
 
 
 def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapping[str, Any] | None = None,
-            sample_weight: Any = None, reduction: str = "sum_over_batch_size",
+            sample_weight: Any = None, reduction: str | None = None,
             outputs: Iterable[str] = DEFAULT_OUTPUTS, dtype: str = "float64", max_work: int | None = None) -> Result:
     """Evaluate ``loss`` on the inputs. Raises a typed ``LossServiceError`` on bad input.
 
@@ -71,15 +70,18 @@ def compute(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapp
 
 
 def prepare_call(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params: Mapping[str, Any] | None = None,
-                 sample_weight: Any = None, reduction: str = "sum_over_batch_size",
+                 sample_weight: Any = None, reduction: str | None = None,
                  outputs: Iterable[str] = DEFAULT_OUTPUTS, dtype: str = "float64",
                  max_work: int | None = None) -> PreparedCall:
     """``compute``'s arguments checked (shapes, domains, parameters, ``max_work``) and the loss's
     declared work measured, with nothing evaluated yet."""
     spec = registry.get_loss(loss) if isinstance(loss, str) else loss
     outputs = tuple(dict.fromkeys(outputs))
-    if reduction not in REDUCTIONS:
-        raise InvalidInput(f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}.", ("reduction",))
+    if reduction is None:
+        reduction = spec.default_reduction
+    if reduction not in spec.reductions:
+        raise InvalidInput(f"reduction must be one of {', '.join(spec.reductions)} for {spec.name} (a "
+                           f"{spec.reducer.family} loss); got {reduction!r}.", ("reduction",))
     if dtype not in DTYPES:
         raise InvalidInput(f"dtype must be float64 or float32; got {dtype!r}.", ("dtype",))
     for name in outputs:
@@ -103,6 +105,7 @@ def prepare_call(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params:
         if arr.size == 0:
             raise InvalidInput(f"{name} is empty; send at least one value.", (name,))
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=dt)
+    spec.reducer.check_sample_weight(weights)
 
     with np.errstate(all="ignore"):
         y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
@@ -118,7 +121,8 @@ def _run(call: PreparedCall) -> Result:
     spec, p, y_pred, outputs = call.spec, call.params, call.y_pred, call.outputs
     derivatives = frozenset(name for name in ("gradient", "hessian") if name in outputs)
     evaluation = spec.evaluate_for(call.y_true, call.y_pred_used, p, derivatives)
-    reduced = reduce(evaluation.per_sample, call.weights, evaluation.mask, call.reduction)
+    reduced = spec.reducer.reduce(evaluation.per_sample, call.weights, evaluation.mask, call.reduction,
+                                  evaluation.normaliser)
 
     result = Result(meta={
         "loss": spec.name, "reduction": call.reduction, "params": p, "dtype": call.dtype,

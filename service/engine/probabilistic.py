@@ -323,7 +323,7 @@ class KLDivergence(MeanOverAxis):
     y_pred_interval = UNIT
     y_true_kind, y_pred_kind = "simplex", "simplex"
     notes = "A sum over the last axis (not a mean). Both sides are clipped to [1e-7, 1]."
-    summed = True
+    axis_reduction = "sum"
     references = {"keras": "keras.losses.KLDivergence", "pytorch": "torch.nn.KLDivLoss",
                   "optax": "optax.losses.kl_divergence"}
     examples = ({"y_true": [[0, 1], [0, 0]], "y_pred": [[0.6, 0.4], [0.4, 0.6]]},)

@@ -1,9 +1,18 @@
-"""Reductions, sample weights and masks: the Keras 3 rules, written once for every loss.
+"""Reductions, sample weights and masks, written once per family: a ``Reducer`` for each.
 
-``reduce`` follows ``keras/src/losses/loss.py`` (``reduce_weighted_values``, ``apply_mask``,
-``reduce_values``) step for step, and also returns ``upstream``: the derivative of the returned
-loss with respect to each unreduced per-sample value. A loss's vector-Jacobian product turns
-``upstream`` into the gradient with respect to ``y_pred``, so no loss handles weights itself.
+A loss's family chooses its reducer (``Loss.reducer``), which says which reductions the loss
+accepts, its default, and turns per-sample values into the loss and ``upstream``: the derivative
+of the returned loss with respect to each unreduced per-sample value. A loss's vector-Jacobian
+product turns ``upstream`` into the gradient with respect to ``y_pred``, so no loss reduces or
+weighs anything itself.
+
+Keras (``KERAS``): ``reduce`` follows ``keras/src/losses/loss.py`` (``reduce_weighted_values``, ``apply_mask``,
+``reduce_values``) step for step.
+
+PyTorch (``PYTORCH``): ``mean`` (default), ``sum``, ``none``, and ``batchmean`` for a loss that
+declares it; no ``sample_weight`` (PyTorch's weights are loss parameters). An evaluation may hand
+over the divisor PyTorch's ``mean`` uses instead of the element count (``Evaluation.normaliser``:
+the summed class weights of the targets for weighted cross_entropy/nll_loss).
 """
 
 from __future__ import annotations
@@ -13,9 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ShapeError
+from .errors import InvalidInput, ShapeError
 
-REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")
+REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")  # Keras's
+TORCH_REDUCTIONS = ("mean", "sum", "none")
+ALL_REDUCTIONS = tuple(dict.fromkeys(REDUCTIONS + TORCH_REDUCTIONS + ("batchmean",)))
 
 
 def squeeze_or_expand_to_same_rank(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,3 +132,62 @@ def reduce(values: np.ndarray, sample_weight: np.ndarray | None, mask: np.ndarra
     upstream = scale if weights is None else scale * weights
     upstream = unbroadcast(np.asarray(upstream, dtype=values.dtype), shaped.shape).reshape(values.shape)
     return Reduced(loss=np.asarray(loss, dtype=values.dtype), per_sample=np.asarray(per_sample), upstream=upstream)
+
+
+class Reducer:
+    """The reduction rules of one family."""
+
+    family: str
+    names: tuple[str, ...]  # the reductions every loss of the family accepts
+    default: str
+    sample_weight: bool  # whether the family takes a sample_weight
+
+    def check_sample_weight(self, sample_weight: np.ndarray | None) -> None:
+        """Refuse a ``sample_weight`` where the family has no such thing (before anything is computed)."""
+
+    def accepted(self, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+        return self.names + tuple(r for r in extra if r not in self.names)
+
+    def reduce(self, values: np.ndarray, sample_weight: np.ndarray | None, mask: np.ndarray | None,
+               reduction: str, normaliser: float | None = None) -> Reduced:
+        raise NotImplementedError
+
+
+class KerasReducer(Reducer):
+    family, names, default, sample_weight = "keras", REDUCTIONS, "sum_over_batch_size", True
+
+    def reduce(self, values, sample_weight, mask, reduction, normaliser=None) -> Reduced:
+        return reduce(values, sample_weight, mask, reduction)
+
+
+class TorchReducer(Reducer):
+    """PyTorch's ``reduction``: ``mean`` divides the sum by the number of per-sample values (or by
+    the evaluation's ``normaliser``), ``batchmean`` by the size of the first axis."""
+
+    family, names, default, sample_weight = "pytorch", TORCH_REDUCTIONS, "mean", False
+
+    def check_sample_weight(self, sample_weight: np.ndarray | None) -> None:
+        if sample_weight is not None:
+            raise InvalidInput("sample_weight is not a PyTorch concept and torch.* losses do not take it; drop it "
+                               "and use the loss's own weight parameters (params.weight, params.pos_weight) where "
+                               "the loss has them.", ("sample_weight",))
+
+    def reduce(self, values, sample_weight, mask, reduction, normaliser=None) -> Reduced:
+        self.check_sample_weight(sample_weight)
+        dt = values.dtype.type
+        if reduction == "none":
+            return Reduced(loss=values, per_sample=values, upstream=np.ones_like(values))
+        if reduction == "sum":
+            divisor = dt(1)
+        elif reduction == "batchmean":
+            divisor = dt(values.shape[0] if values.ndim else 1)
+        else:
+            divisor = dt(values.size if normaliser is None else normaliser)
+        # a zero normaliser (every target ignored) gives PyTorch's NaN, which the engine answers as a 422
+        loss = values.sum(dtype=values.dtype) / divisor
+        upstream = np.full(values.shape, dt(1) / divisor, dtype=values.dtype)
+        return Reduced(loss=np.asarray(loss, dtype=values.dtype), per_sample=values, upstream=upstream)
+
+
+KERAS = KerasReducer()
+PYTORCH = TorchReducer()

@@ -19,7 +19,7 @@ import numpy as np
 from . import checks, sampling
 from .errors import UnknownLoss
 from .params import Interval, Param
-from .reduction import squeeze_or_expand_to_same_rank
+from .reduction import KERAS, Reducer, squeeze_or_expand_to_same_rank
 
 Vjp = Callable[[np.ndarray], np.ndarray]
 
@@ -32,6 +32,7 @@ class Evaluation:
     vjp: Vjp | None  # upstream (per_sample's shape) -> d/dy_pred (y_pred's shape)
     hess: Vjp | None = None  # upstream -> diagonal of the Hessian of sum(upstream * per_sample)
     mask: np.ndarray | None = None  # Keras mask on the per-sample values (ignore_class, Circle)
+    normaliser: float | None = None  # PyTorch's mean divisor where it is not the count (class weights)
 
 
 class Loss:
@@ -39,6 +40,8 @@ class Loss:
     aliases: ClassVar[tuple[str, ...]] = ()
     family: ClassVar[str] = "keras"  # keras | pytorch | other
     group: ClassVar[str] = ""  # module family: regression, probabilistic, hinge, ...
+    reducer: ClassVar[Reducer] = KERAS  # the family's reduction rules
+    extra_reductions: ClassVar[tuple[str, ...]] = ()  # beyond the family's (kl_div's batchmean)
     summary: ClassVar[str] = ""
     formula: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
@@ -59,6 +62,15 @@ class Loss:
     sample_shape: ClassVar[tuple[int, ...]] = (4, 3)
     examples: ClassVar[tuple[dict[str, Any], ...]] = ()
     work_doc: ClassVar[str] = "y_pred.size: the evaluation works elementwise"
+
+    @property
+    def reductions(self) -> tuple[str, ...]:
+        """The reductions this loss accepts: the one list the engine, schema, catalogue and docs read."""
+        return self.reducer.accepted(self.extra_reductions)
+
+    @property
+    def default_reduction(self) -> str:
+        return self.reducer.default
 
     # --- inputs -------------------------------------------------------------------------------
     def y_pred_domain(self, p: dict) -> Interval | None:
@@ -114,6 +126,8 @@ class Loss:
             "summary": self.summary,
             "formula": self.formula,
             "params": [q.describe() for q in self.params],
+            "reductions": list(self.reductions),
+            "default_reduction": self.default_reduction,
             "y_true": self.y_true_doc,
             "y_pred": self.y_pred_doc,
             "per_sample": self.per_sample_doc,
