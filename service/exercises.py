@@ -23,7 +23,7 @@ The algorithm, for a request ``{loss, params, shape, seed, sample_weight, decima
 4. When ``params.axis`` is a single axis other than the last, step 3 draws for the shape with
    that axis moved last, and the arrays of y_pred's rank are moved back with
    ``numpy.moveaxis(x, -1, axis)`` (labels, drawn without the class axis, stay as drawn).
-5. With ``sample_weight: true``, the per-sample shape of the loss on these inputs is computed
+5. With ``sample_weight: true`` (losses whose family takes one; torch.* losses answer 422), the per-sample shape of the loss on these inputs is computed
    (reduction none) and ``sample_weight = round(rng.uniform(0.5, 2.0, per_sample_shape),
    decimals)`` is drawn from the same ``rng``, after y_true and y_pred.
 6. The inputs are checked by the loss itself (its shape and domain checks): a shape the loss
@@ -151,6 +151,9 @@ def draft(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | N
     ``Draft.finish`` does the rest. ``loc`` prefixes the fields named in errors (``("exercise",)``
     inside a grade request)."""
     p = bind(spec.params, params)
+    if sample_weight and not spec.reducer.sample_weight:
+        raise InvalidInput(f"{spec.name} takes no sample_weight ({spec.reducer.family} losses weigh through their "
+                           f"own parameters); leave sample_weight false.", (*loc, "sample_weight"))
     shape = check_shape(tuple(spec.sample_shape) if shape is None else tuple(shape), limits, loc)
     where = _where(loc) + "shape"
     rng = rng_for(seed)

@@ -3,7 +3,11 @@ reduction and several sample-weight shapes, against central finite differences.
 
 Nothing here names a loss: a loss added to the registry is covered automatically. Inputs come
 from the loss's own sampler (the one /v1/exercises uses), at full precision so that no sample
-sits on a kink.
+sits on a kink. Each loss is checked under the reductions it accepts, with sample weights where
+its family has them.
+
+Where PyTorch's autograd is deliberately not the derivative of the formula, the exception is named
+in ``PYTORCH_RULES`` and the test checks PyTorch's rule there instead, with the same tolerance.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.engine import REDUCTIONS, all_losses, compute
+from service.engine import all_losses, compute
 from service.engine.params import BOOL, FLOAT
 from service.engine.sampling import rng_for
 
@@ -44,7 +48,30 @@ CASES = [(loss, params, shape) for loss in all_losses() for params in param_vari
          for shape in sample_shapes(loss)]
 
 
-def _weights(rng, per_sample_shape):
+def gaussian_nll_straight_through(inputs, params, upstream, numeric):
+    """torch.gaussian_nll_loss clamps the variance at eps under no_grad: where var < eps the formula
+    is flat in the variance (central differences give 0) but autograd passes the gradient at eps,
+    0.5 (1/eps - d^2/eps^2), straight through to the variance."""
+    eps = params.get("eps", 1e-6)
+    x = np.asarray(inputs["y_pred"])
+    d = x[:, 0] - inputs["y_true"]
+    clamped = x[:, 1] < eps
+    out = numeric.copy()
+    out[:, 1] = np.where(clamped, upstream * 0.5 * (1 / eps - d * d / eps**2), numeric[:, 1])
+    return out
+
+
+PYTORCH_RULES = {"torch.gaussian_nll_loss": gaussian_nll_straight_through}
+
+
+def _upstream(reduction, per_sample_shape):
+    """d loss / d per_sample under the PyTorch reductions (every per-sample value weighs the same)."""
+    return {"mean": 1 / int(np.prod(per_sample_shape)), "batchmean": 1 / per_sample_shape[0]}.get(reduction, 1.0)
+
+
+def _weights(loss, rng, per_sample_shape):
+    if not loss.reducer.sample_weight:
+        return [None]
     out = [None, 0.7]
     if per_sample_shape:
         out.append(rng.uniform(0.5, 2.0, per_sample_shape))
@@ -66,8 +93,8 @@ def test_gradient_matches_central_differences(loss, params, shape):
     x0 = np.asarray(inputs["y_pred"], dtype=np.float64)
     base = compute(loss, inputs["y_true"], x0, params=params, reduction="none", outputs=("per_sample",))
     checked = 0
-    for weight in _weights(rng, tuple(base.per_sample.shape)):
-        for reduction in REDUCTIONS:
+    for weight in _weights(loss, rng, tuple(base.per_sample.shape)):
+        for reduction in loss.reductions:
             outputs = ("loss", "gradient") + (("hessian",) if loss.hessian else ())
             r = compute(loss, inputs["y_true"], x0, params=params, sample_weight=weight, reduction=reduction,
                         outputs=outputs)
@@ -86,6 +113,8 @@ def test_gradient_matches_central_differences(loss, params, shape):
                     g_down = compute(loss, inputs["y_true"], down, params=params, sample_weight=weight,
                                      reduction=reduction, outputs=("gradient",)).gradient
                     numeric_hess[idx] = (g_up[idx] - g_down[idx]) / (2 * H)
+            if loss.name in PYTORCH_RULES:
+                numeric = PYTORCH_RULES[loss.name](inputs, params, _upstream(reduction, base.per_sample.shape), numeric)
             scale = max(1.0, float(np.abs(numeric).max()))
             np.testing.assert_allclose(
                 r.gradient, numeric, rtol=1e-4, atol=1e-6 * scale,
@@ -96,13 +125,26 @@ def test_gradient_matches_central_differences(loss, params, shape):
                     r.hessian, numeric_hess, rtol=1e-3, atol=1e-4 * hscale,
                     err_msg=f"Hessian of {loss.name} params={params} weight={weight!r} reduction={reduction}")
             checked += 1
-    assert checked >= len(REDUCTIONS)
+    assert checked >= len(loss.reductions)
 
 
 def test_every_loss_is_covered():
     covered = {loss.name for loss, _, _ in CASES}
     assert covered == {loss.name for loss in all_losses()}
     assert len(covered) >= 11
+
+
+def test_the_pytorch_rules_are_exercised():
+    """Each named exception meets inputs where it applies (else it would excuse nothing)."""
+    for name, rule in PYTORCH_RULES.items():
+        hit = False
+        for loss, params, shape in CASES:
+            if loss.name != name:
+                continue
+            inputs = loss.sample(rng_for(1234), shape, {**{q.name: q.default for q in loss.params}, **params})
+            numeric = np.zeros_like(np.asarray(inputs["y_pred"], dtype=float))
+            hit |= bool(np.any(rule(inputs, params, 1.0, numeric) != numeric))
+        assert hit, name
 
 
 @pytest.mark.parametrize("from_logits", [True, False])

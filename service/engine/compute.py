@@ -11,7 +11,7 @@ import numpy as np
 from . import registry
 from ._math import all_finite
 from .errors import InvalidInput, NonFiniteResult, UnsupportedOutput, WorkLimitExceeded
-from .params import bind
+from .params import bind, check_arrays
 
 OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
 DEFAULT_OUTPUTS = ("loss", "per_sample", "gradient")
@@ -109,6 +109,7 @@ def prepare_call(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params:
 
     with np.errstate(all="ignore"):
         y_true, y_pred_used = spec.prepare(y_true, y_pred, p)
+        check_arrays(spec.params, p, y_pred_used)
         work = spec.work(y_true, y_pred_used, p)
     if max_work is not None and work > max_work:
         raise WorkLimitExceeded(

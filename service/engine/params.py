@@ -9,13 +9,13 @@ receives a complete, typed ``dict``. Types are checked strictly: ``true`` is not
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import ErrorItem, InvalidInput, ParameterError
+from .errors import ErrorItem, InvalidInput, ParameterError, ShapeError
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,29 @@ UNIT_OPEN = Interval(0.0, 1.0, low_inclusive=False, high_inclusive=False)
 UNIT_HALF_OPEN = Interval(0.0, 1.0, high_inclusive=False)
 
 # kinds of parameter value
-FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, FLOAT_OR_FLOATS = (
-    "float", "int", "bool", "axis", "axes", "optional_int", "float_or_floats")
+FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, FLOAT_OR_FLOATS, ARRAY = (
+    "float", "int", "bool", "axis", "axes", "optional_int", "float_or_floats", "array")
 _JSON_TYPE = {FLOAT: "number", INT: "integer", BOOL: "boolean", AXIS: "integer",
               AXES: "integer | integer[] | null", OPTIONAL_INT: "integer | null",
-              FLOAT_OR_FLOATS: "number | number[]"}
+              FLOAT_OR_FLOATS: "number | number[]", ARRAY: "number[] (nested) | null"}
+
+
+@dataclass(frozen=True)
+class ShapeRule:
+    """How an array parameter's shape must relate to the prepared y_pred (``ARRAY`` parameters)."""
+
+    text: str  # completes "must ...", e.g. "broadcast to y_pred's shape"
+    fits: Callable[[tuple[int, ...], tuple[int, ...]], bool]  # (parameter shape, y_pred shape) -> ok
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
+BROADCASTS_TO_Y_PRED = ShapeRule("broadcast to y_pred's shape", _broadcasts_to)
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,7 @@ class Param:
     default: Any
     description: str
     interval: Interval | None = None
+    shape_rule: ShapeRule | None = None  # ARRAY: checked against the prepared inputs (check_arrays)
 
     @property
     def type_name(self) -> str:
@@ -78,7 +97,11 @@ class Param:
 
     @property
     def constraints(self) -> str | None:
-        return self.interval.describe() if self.interval is not None else None
+        parts = [f"values {self.interval.describe()}" if self.kind == ARRAY else self.interval.describe()
+                 ] if self.interval is not None else []
+        if self.shape_rule is not None:
+            parts.append(f"shape must {self.shape_rule.text}")
+        return "; ".join(parts) or None
 
     def describe(self) -> dict:
         return {"name": self.name, "type": self.type_name, "default": self.default,
@@ -86,6 +109,8 @@ class Param:
 
     def validate(self, value: Any) -> Any:
         loc = ("params", self.name)
+        if self.kind == ARRAY:
+            return None if value is None else self._array(value, loc)
         if self.kind == BOOL:
             if not isinstance(value, bool):
                 raise ParameterError(f"params.{self.name} must be true or false, got {_show(value)}.", loc)
@@ -112,11 +137,41 @@ class Param:
                     for i, v in enumerate(value)]
         return self._check_interval(_as_float(value, self.name, loc), loc)
 
+    def _array(self, value: Any, loc: tuple) -> np.ndarray:
+        """A rectangular array of finite numbers (float64; the loss casts it to the request's dtype).
+        Small by nature (one value per class or per entry), so it is read like the other parameters."""
+        if isinstance(value, np.ndarray):  # already bound (an exercise's params, bound again)
+            value = value.tolist()
+        if not _only_numbers(value):
+            raise ParameterError(f"params.{self.name} must be a number or a (nested) array of numbers (no "
+                                 f"strings, booleans or nulls inside), got {_show(value)}.", loc)
+        try:
+            arr = np.array(value, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            raise ParameterError(f"params.{self.name} must be a rectangular (nested) array of numbers, with "
+                                 f"rows of equal length.", loc) from None
+        if not np.isfinite(arr).all():
+            raise ParameterError(f"params.{self.name} must hold finite numbers.", loc)
+        if self.interval is not None:
+            ok = self.interval.contains(arr)
+            if not ok.all():
+                idx = [int(i) for i in np.unravel_index(int(np.flatnonzero(~ok.ravel())[0]), arr.shape)]
+                raise ParameterError(f"params.{self.name} values must be {self.interval.describe()}; "
+                                     f"params.{self.name}{''.join(f'[{i}]' for i in idx)} = "
+                                     f"{float(arr[tuple(idx)]):g}.", loc + tuple(idx))
+        return arr
+
     def _check_interval(self, value: float, loc: tuple) -> float:
         if self.interval is not None and not self.interval.contains(value):
             raise ParameterError(
                 f"params.{self.name} must be {self.interval.describe()}, got {_show(value)}.", loc)
         return value
+
+
+def _only_numbers(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_only_numbers(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _show(value: Any) -> str:
@@ -159,6 +214,20 @@ def bind(declared: Sequence[Param], given: Mapping[str, Any] | None) -> dict[str
             errors=[ErrorItem(("params", k), f"unknown parameter; valid: {valid}") for k in unknown],
             slug="invalid-parameter", title="Invalid loss parameter")
     return {p.name: p.validate(given[p.name]) if p.name in given else p.default for p in declared}
+
+
+def check_arrays(declared: Sequence[Param], p: dict[str, Any], y_pred: np.ndarray) -> None:
+    """Check every array parameter's shape rule once, against the prepared y_pred, and cast it to
+    y_pred's dtype (float32 requests compute with float32 weights, as PyTorch does)."""
+    for q in declared:
+        value = p.get(q.name)
+        if q.kind != ARRAY or value is None:
+            continue
+        if q.shape_rule is not None and not q.shape_rule.fits(value.shape, y_pred.shape):
+            raise ShapeError(f"params.{q.name} has shape {list(value.shape)}, which does not "
+                             f"{q.shape_rule.text} {list(y_pred.shape)}; "
+                             f"send an array that does (PyTorch refuses this shape too).", ("params", q.name))
+        p[q.name] = value.astype(y_pred.dtype, copy=False)
 
 
 def normalize_axes(axes: int | Sequence[int] | None, ndim: int, name: str = "axis") -> tuple[int, ...]:

@@ -1,0 +1,384 @@
+"""The PyTorch family (``torch.*``): PyTorch 2.13's losses as PyTorch computes them.
+
+Names are ``torch.<functional name>`` with the aliases ``torch.nn.<Class>``,
+``torch.nn.functional.<name>`` and ``F.<name>``; reductions are PyTorch's (``reduction.PYTORCH``:
+``mean`` by default, no ``sample_weight``) and ``per_sample`` is what ``reduction='none'`` returns.
+Values follow ATen's CPU kernels (``aten/src/ATen/native/Loss.cpp``) and gradients are autograd's,
+PyTorch's conventions at kinks and clamps included (``../reference/peer-losses.md`` §1 in the
+project's shared notes). x is ``input`` (y_pred), y is ``target`` (y_true).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import checks, sampling
+from ._math import Elementwise, Terms, sigmoid, sign, softplus
+from .errors import DomainError, ShapeError
+from .params import ARRAY, BOOL, BROADCASTS_TO_Y_PRED, FLOAT, NON_NEGATIVE, POSITIVE, REAL, UNIT, Param
+from .reduction import PYTORCH
+from .registry import Evaluation, Loss, register
+
+DOCS = "https://pytorch.org/docs/stable/generated/{}.html"
+PM1_DOC = "labels in {-1, 1} (PyTorch computes a meaningless number for other labels; the service refuses them)"
+
+
+def torch_names(functional: str, cls: str) -> tuple[str, tuple[str, ...], dict[str, str | None]]:
+    """(canonical name, aliases, references) of the loss ``torch.nn.functional.<functional>`` /
+    ``torch.nn.<cls>``. Bare class names are not aliases: ``HuberLoss`` would collide with Keras."""
+    aliases = (f"torch.nn.{cls}", f"torch.nn.functional.{functional}", f"F.{functional}")
+    return f"torch.{functional}", aliases, {"pytorch": f"torch.nn.{cls}", "pytorch_docs": DOCS.format(f"torch.nn.{cls}")}
+
+
+class _TorchLoss(Loss):
+    family = "pytorch"
+    reducer = PYTORCH
+    align_ranks = False  # PyTorch takes the shapes as sent
+
+
+class TorchElementwise(_TorchLoss, Elementwise):
+    """An elementwise PyTorch loss: ``per_sample`` has y_pred's shape, ``mean`` is over all its elements."""
+
+    y_true_doc = "same shape as y_pred"
+    per_sample_doc = "elementwise: the shape of y_pred (reduction='none')"
+
+
+class _PlusMinusOne(TorchElementwise):
+    y_true_doc = PM1_DOC + ", same shape as y_pred"
+    y_true_kind = "pm1"
+
+    def prepare(self, y_true, y_pred, p):
+        y_true, y_pred = super().prepare(y_true, y_pred, p)
+        checks.check_in_set(y_true, (-1.0, 1.0), "y_true", "labels in {-1, 1}")
+        return y_true, y_pred
+
+
+@register
+class L1Loss(TorchElementwise):
+    name, aliases, references = torch_names("l1_loss", "L1Loss")
+    summary = "Absolute error, elementwise (PyTorch)."
+    formula = r"\ell_i = |x_i - y_i|"
+    notes = "Gradient sign(x - y), 0 where x == y (PyTorch's sign)."
+    examples = ({"y_true": [[0.0, 1.0], [0.0, 0.0]], "y_pred": [[1.0, 1.0], [1.0, 0.0]]},)
+
+    def terms(self, y, x, p) -> Terms:
+        e = x - y
+        return np.abs(e), lambda: sign(e), lambda: np.zeros_like(x)
+
+
+@register
+class MSELoss(TorchElementwise):
+    name, aliases, references = torch_names("mse_loss", "MSELoss")
+    summary = "Squared error, elementwise (PyTorch)."
+    formula = r"\ell_i = (x_i - y_i)^2"
+    examples = ({"y_true": [[0.0, 1.0], [0.0, 0.0]], "y_pred": [[1.0, 1.0], [1.0, 0.0]]},)
+    grad_factor = 2.0
+
+    def terms(self, y, x, p) -> Terms:
+        e = x - y
+        return e * e, lambda: e, lambda: np.full_like(x, x.dtype.type(2))
+
+
+@register
+class HuberLoss(TorchElementwise):
+    name, aliases, references = torch_names("huber_loss", "HuberLoss")
+    summary = "Huber loss, elementwise (PyTorch): quadratic within delta of the target, linear outside."
+    formula = (r"\ell_i = \begin{cases} \tfrac12 d_i^2 & |d_i| < \delta \\ \delta(|d_i| - \tfrac12\delta) & "
+               r"\text{otherwise}\end{cases},\quad d = x - y")
+    params = (Param("delta", FLOAT, 1.0, "where the loss turns from quadratic to linear", POSITIVE),)
+    notes = "Gradient clip(d, -delta, delta): ±delta at |d| = delta (continuous), 0 at d = 0."
+    examples = ({"y_true": [[0.0, 1.0], [0.0, 0.0]], "y_pred": [[0.6, 3.0], [0.4, -2.0]], "params": {"delta": 1.0}},)
+
+    def terms(self, y, x, p) -> Terms:
+        delta = x.dtype.type(p["delta"])
+        d = x - y
+        z = np.abs(d)
+        inside = z < delta
+        half = x.dtype.type(0.5)
+        value = np.where(inside, half * d * d, delta * (z - half * delta))
+        return value, lambda: np.clip(d, -delta, delta), lambda: inside.astype(x.dtype)
+
+
+@register
+class SmoothL1Loss(TorchElementwise):
+    name, aliases, references = torch_names("smooth_l1_loss", "SmoothL1Loss")
+    summary = "Smooth L1 loss, elementwise (PyTorch): quadratic within beta of the target, absolute error outside."
+    formula = (r"\ell_i = \begin{cases} \tfrac12 d_i^2/\beta & |d_i| < \beta \\ |d_i| - \tfrac12\beta & "
+               r"\text{otherwise}\end{cases},\quad d = x - y")
+    params = (Param("beta", FLOAT, 1.0, "where the loss turns from quadratic to linear; 0 gives the L1 loss",
+                    NON_NEGATIVE),)
+    notes = ("Gradient d/beta inside, sign(d) outside (±1 at |d| = beta, continuous); beta = 0 is the L1 loss "
+             "(gradient 0 at d = 0), as PyTorch dispatches it. Huber with delta is delta times SmoothL1 with beta = "
+             "delta.")
+    examples = ({"y_true": [[0.0, 1.0], [0.0, 0.0]], "y_pred": [[0.6, 3.0], [0.4, -2.0]], "params": {"beta": 1.0}},)
+
+    def terms(self, y, x, p) -> Terms:
+        beta = x.dtype.type(p["beta"])
+        d = x - y
+        z = np.abs(d)
+        inside = z < beta
+        half = x.dtype.type(0.5)
+        safe_beta = beta if beta else x.dtype.type(1)  # beta = 0: nothing is inside
+        value = np.where(inside, half * d * d / safe_beta, z - half * beta)
+        return (value, lambda: np.where(inside, d / safe_beta, sign(d)),
+                lambda: np.where(inside, 1 / safe_beta, 0).astype(x.dtype))
+
+
+@register
+class SoftMarginLoss(_PlusMinusOne):
+    name, aliases, references = torch_names("soft_margin_loss", "SoftMarginLoss")
+    summary = "Logistic loss on ±1 labels, elementwise (PyTorch)."
+    formula = r"\ell_i = \log(1 + e^{-y_i x_i})"
+    y_pred_doc = "scores (real numbers)"
+    notes = "mean averages over every element. Labels other than ±1 are refused (PyTorch does not check them)."
+    examples = ({"y_true": [[1, -1], [-1, 1]], "y_pred": [[0.6, 0.4], [-1.5, 2.0]]},)
+
+    def terms(self, y, x, p) -> Terms:
+        z = -y * x
+        s = sigmoid(z)  # d/dz softplus(z)
+        return softplus(z), lambda: -y * s, lambda: s * (1 - s)
+
+
+BCE_GRAD_FLOOR = np.float32(1e-12)  # ATen's EPSILON, a float even in double kernels (9.999999960041972e-13)
+
+
+@register
+class BinaryCrossEntropy(TorchElementwise):
+    name, aliases, references = torch_names("binary_cross_entropy", "BCELoss")
+    summary = "Binary cross-entropy on probabilities, elementwise (PyTorch), logs floored at -100."
+    formula = (r"\ell_i = -w_i\big[y_i \max(\log x_i, -100) + (1 - y_i)\max(\log(1 - x_i), -100)\big]")
+    params = (Param("weight", ARRAY, None, "a rescaling weight of each element (null: 1)",
+                    shape_rule=BROADCASTS_TO_Y_PRED),)
+    y_true_doc = "targets in [0, 1], same shape as y_pred"
+    y_pred_doc = "probabilities in [0, 1]"
+    y_true_interval = UNIT
+    y_pred_interval = UNIT
+    y_true_kind, y_pred_kind = "probability", "probability"
+    notes = ("As PyTorch: each log is floored at -100 (so x = 0 or 1 gives a finite loss) and the gradient is "
+             "w (x - y) / max(x (1 - x), 1e-12), with 1e-12 the float32 constant even in float64 (at x = 0, y = 1 "
+             "it is about -1e12). The Hessian is the derivative of that gradient. mean divides by the element "
+             "count whatever the weight.")
+    test_variants = ({"weight": [0.5, 1.0, 2.0]},)
+    examples = ({"y_true": [[0, 1], [1, 0]], "y_pred": [[0.2, 0.9], [0.6, 0.0]]},
+                {"y_true": [[0, 1], [1, 0]], "y_pred": [[0.2, 0.9], [0.6, 0.3]], "params": {"weight": [1.0, 2.0]}})
+
+    def terms(self, y, x, p) -> Terms:
+        dt = x.dtype.type
+        floor, one = dt(-100), dt(1)
+        with np.errstate(divide="ignore"):
+            value = (y - one) * np.maximum(np.log1p(-x), floor) - y * np.maximum(np.log(x), floor)
+        w = p["weight"]
+        if w is not None:
+            value = value * w
+        eps = dt(BCE_GRAD_FLOOR)
+        q = (one - x) * x
+        weigh = (lambda a: a) if w is None else (lambda a: a * w)
+
+        def d2() -> np.ndarray:
+            big = q > eps
+            return weigh(np.where(big, (x * x - 2 * x * y + y) / np.where(big, q * q, one), one / eps))
+
+        return value, lambda: weigh((x - y) / np.maximum(q, eps)), d2
+
+
+@register
+class BinaryCrossEntropyWithLogits(TorchElementwise):
+    name, aliases, references = torch_names("binary_cross_entropy_with_logits", "BCEWithLogitsLoss")
+    summary = "Binary cross-entropy on logits, elementwise (PyTorch), with element and positive-class weights."
+    formula = (r"\ell_i = w_i\big[(1 - y_i)\,x_i + (1 + (p_c - 1) y_i)\log(1 + e^{-x_i})\big],\quad "
+               r"p_c = \text{pos\_weight}")
+    params = (Param("weight", ARRAY, None, "a rescaling weight of each element (null: 1)",
+                    shape_rule=BROADCASTS_TO_Y_PRED),
+              Param("pos_weight", ARRAY, None, "the weight of positive targets, per class along the last axis "
+                    "(null: 1)", shape_rule=BROADCASTS_TO_Y_PRED))
+    y_true_doc = "targets in [0, 1], same shape as y_pred"
+    y_pred_doc = "logits (real numbers)"
+    y_true_interval = UNIT
+    y_true_kind, y_pred_kind = "probability", "logits"
+    notes = ("Computed stably (log(1 + e^-x) as max(-x, 0) + log1p(e^-|x|)). Gradient w (sigmoid(x) (1 + (p_c - 1) "
+             "y) - p_c y). mean divides by the element count whatever the weights.")
+    test_variants = ({"weight": [[1.0], [0.5], [2.0], [1.5]], "pos_weight": [2.0, 0.5, 1.5]},)
+    examples = ({"y_true": [[0, 1], [1, 0]], "y_pred": [[-1.2, 2.0], [0.3, 0.5]]},
+                {"y_true": [[0, 1], [1, 0]], "y_pred": [[-1.2, 2.0], [0.3, 0.5]],
+                 "params": {"weight": [[1.0], [0.5]], "pos_weight": [2.0, 3.0]}})
+
+    def terms(self, y, x, p) -> Terms:
+        one = x.dtype.type(1)
+        w, pw = p["weight"], p["pos_weight"]
+        log_weight = one if pw is None else (pw - one) * y + one
+        value = (one - y) * x + log_weight * softplus(-x)
+        weigh = (lambda a: a) if w is None else (lambda a: a * w)
+        s = sigmoid(x)
+        d1 = lambda: weigh(s - y if pw is None else s * log_weight - pw * y)
+        return weigh(value), d1, lambda: weigh(log_weight * s * (one - s))
+
+
+@register
+class KLDivLoss(TorchElementwise):
+    name, aliases, references = torch_names("kl_div", "KLDivLoss")
+    summary = "Kullback-Leibler divergence on log-probabilities, elementwise (PyTorch)."
+    formula = (r"\ell_i = \begin{cases} y_i(\log y_i - x_i) & \text{log\_target false (0 where } y_i = 0) \\ "
+               r"e^{y_i}(y_i - x_i) & \text{log\_target true}\end{cases}")
+    params = (Param("log_target", BOOL, False, "y_true holds log-probabilities instead of probabilities"),)
+    extra_reductions = ("batchmean",)
+    y_true_doc = "probabilities >= 0 (log-probabilities with log_target), same shape as y_pred"
+    y_pred_doc = "log-probabilities"
+    notes = ("mean divides by the element count, as PyTorch does (it warns); batchmean divides the sum by the "
+             "size of the first axis, which is the KL divergence per sample. Negative targets are refused without "
+             "log_target (PyTorch answers NaN).")
+    examples = ({"y_true": [[0.25, 0.75], [0.5, 0.5]], "y_pred": [[-1.2, -0.36], [-0.6, -0.8]]},
+                {"y_true": [[0.25, 0.75], [0.5, 0.5]], "y_pred": [[-1.2, -0.36], [-0.6, -0.8]],
+                 "reduction": "batchmean"})
+
+    def prepare(self, y_true, y_pred, p):
+        y_true, y_pred = super().prepare(y_true, y_pred, p)
+        if not p["log_target"]:
+            checks.check_interval(y_true, NON_NEGATIVE, "y_true", "probabilities (log_target false)")
+        return y_true, y_pred
+
+    def sample(self, rng, shape, p, decimals=None):
+        y = sampling.draw("simplex", rng, shape, decimals)
+        x = np.log(sampling.draw("simplex", rng, shape))
+        if p.get("log_target"):
+            y = np.log(y)
+        return {"y_true": np.round(y, decimals) if decimals is not None else y,
+                "y_pred": np.round(x, decimals) if decimals is not None else x}
+
+    def terms(self, y, x, p) -> Terms:
+        zero = x.dtype.type(0)
+        if p["log_target"]:
+            ey = np.exp(y)
+            return ey * (y - x), lambda: -ey, lambda: np.zeros_like(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylogy = np.where(y > 0, y * np.log(np.where(y > 0, y, 1)), zero)
+        return ylogy - y * x, lambda: -y + zero, lambda: np.zeros_like(x)
+
+
+@register
+class PoissonNLLLoss(TorchElementwise):
+    name, aliases, references = torch_names("poisson_nll_loss", "PoissonNLLLoss")
+    summary = "Poisson negative log-likelihood, elementwise (PyTorch), on log-rates or rates."
+    formula = (r"\ell_i = \begin{cases} e^{x_i} - y_i x_i & \text{log\_input} \\ x_i - y_i\log(x_i + \epsilon) "
+               r"& \text{otherwise}\end{cases} \;+\; [\text{full}]\,[y_i > 1]\big(y_i\log y_i - y_i + "
+               r"\tfrac12\log(2\pi y_i)\big)")
+    params = (Param("log_input", BOOL, True, "y_pred holds log-rates (true) or rates (false)"),
+              Param("full", BOOL, False, "add the Stirling approximation of log(y!), where y > 1"),
+              Param("eps", FLOAT, 1e-8, "added to the rate under the log when log_input is false", POSITIVE))
+    y_true_doc = "counts >= 0, same shape as y_pred"
+    y_pred_doc = "log-rates (real numbers), or rates >= 0 with log_input false"
+    y_true_interval = NON_NEGATIVE
+    y_true_kind = "counts"
+    notes = ("As PyTorch, the Stirling term of full is added only where y > 1. Negative counts, and negative rates "
+             "with log_input false, are refused (PyTorch answers NaN); a rate of exactly 0 is accepted.")
+    examples = ({"y_true": [[0, 2], [5, 1]], "y_pred": [[-0.5, 0.7], [1.6, 0.0]]},
+                {"y_true": [[0, 2], [5, 1]], "y_pred": [[0.5, 2.0], [4.5, 1.0]],
+                 "params": {"log_input": False, "full": True}})
+
+    def y_pred_domain(self, p):
+        return None if p["log_input"] else NON_NEGATIVE
+
+    def sample_pred_kind(self, p):
+        return "real" if p.get("log_input", True) else "positive"
+
+    def terms(self, y, x, p) -> Terms:
+        if p["log_input"]:
+            ex = np.exp(x)
+            value, d1, d2 = ex - y * x, (lambda: ex - y), (lambda: ex)
+        else:
+            r = x + x.dtype.type(p["eps"])
+            value, d1, d2 = x - y * np.log(r), (lambda: 1 - y / r), (lambda: y / (r * r))
+        if p["full"]:
+            big = y > 1
+            safe = np.where(big, y, 1)
+            stirling = safe * np.log(safe) - safe + x.dtype.type(0.5) * np.log(x.dtype.type(2 * math.pi) * safe)
+            value = value + np.where(big, stirling, 0)
+        return value, d1, d2
+
+
+@register
+class HingeEmbeddingLoss(_PlusMinusOne):
+    name, aliases, references = torch_names("hinge_embedding_loss", "HingeEmbeddingLoss")
+    summary = "Hinge embedding loss on distances with ±1 labels, elementwise (PyTorch)."
+    formula = r"\ell_i = \begin{cases} x_i & y_i = 1 \\ \max(0, m - x_i) & y_i = -1\end{cases}"
+    params = (Param("margin", FLOAT, 1.0, "the margin m for dissimilar pairs (y = -1)", REAL),)
+    y_pred_doc = "distances (real numbers)"
+    y_pred_kind = "positive"
+    notes = ("max(0, m - x) is PyTorch's clamp_min: at x = m the gradient is the full -1, not 0. Labels other than "
+             "±1 are refused (PyTorch does not check them and adds both terms).")
+    examples = ({"y_true": [[1, -1], [-1, 1]], "y_pred": [[0.3, 0.4], [1.5, 2.0]]},)
+
+    def terms(self, y, x, p) -> Terms:
+        m = x.dtype.type(p["margin"])
+        gap = m - x
+        positive = y == 1
+        value = np.where(positive, x, np.maximum(gap, 0))
+        return (value, lambda: np.where(positive, 1, np.where(gap >= 0, -1, 0)).astype(x.dtype),
+                lambda: np.zeros_like(x))
+
+
+@register
+class GaussianNLLLoss(_TorchLoss):
+    name, aliases, references = torch_names("gaussian_nll_loss", "GaussianNLLLoss")
+    summary = "Gaussian negative log-likelihood of targets under predicted means and variances (PyTorch)."
+    formula = (r"\ell_i = \tfrac12\Big(\log v_i + \frac{(\mu_i - y_i)^2}{v_i}\Big) + [\text{full}]\,\tfrac12\log 2\pi,"
+               r"\quad v_i = \max(\sigma^2_i, \epsilon)")
+    params = (Param("full", BOOL, False, "add the constant 0.5 log(2 pi)"),
+              Param("eps", FLOAT, 1e-6, "the floor of the variance (clamped without gradient tracking)", POSITIVE))
+    hessian = True
+    y_true_doc = "targets shaped like the mean: y_pred's shape without axis 1"
+    y_pred_doc = ("the mean and the variance stacked along axis 1: shape (N, 2, ...), variances >= 0 "
+                  "(PyTorch's input and var)")
+    per_sample_doc = "the shape of the mean (y_pred without axis 1)"
+    notes = ("PyTorch clamps the variance at eps under no_grad, so its gradient is straight-through: below eps the "
+             "variance's gradient is 0.5 (1/eps - d^2/eps^2), evaluated at eps, not 0 (and the Hessian of that "
+             "gradient is 0 there). A negative variance is refused (PyTorch raises); 0 is accepted. The gradient "
+             "is stacked like y_pred: [:, 0] for the mean, [:, 1] for the variance.")
+    sample_shape = (4, 2, 3)
+    test_variants = ({"eps": 1.0},)  # variances drawn in [0.1, 3): some below eps, clamped
+    examples = ({"y_true": [0.5, -1.0, 2.0], "y_pred": [[0.4, 1.0], [0.0, 0.5], [2.5, 2.0]]},)
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim < 2 or y_pred.shape[1] != 2:
+            raise ShapeError(f"y_pred must stack the mean and the variance along axis 1, shape (N, 2, ...); got "
+                             f"shape {list(y_pred.shape)}.", ("y_pred",))
+        mean_shape = y_pred.shape[:1] + y_pred.shape[2:]
+        if y_true.shape != mean_shape:
+            raise ShapeError(f"y_true has shape {list(y_true.shape)} but the mean (y_pred without axis 1) has shape "
+                             f"{list(mean_shape)}; they must be equal.", ("y_true",))
+        var = y_pred[:, 1]
+        bad = var < 0
+        if bad.any():
+            idx = checks.first_index(bad)
+            at = [idx[0], 1, *idx[1:]]
+            raise DomainError(f"variances (y_pred[:, 1]) must be >= 0; y_pred{''.join(f'[{i}]' for i in at)} "
+                                     f"= {float(var[tuple(idx)]):.6g}.", ("y_pred", *at))
+        return y_true, y_pred
+
+    def sample(self, rng, shape, p, decimals=None):
+        mean_shape = shape[:1] + shape[2:]
+        y = sampling.draw("real", rng, mean_shape, decimals)
+        mu = sampling.draw("real", rng, mean_shape, decimals)
+        var = sampling.draw("positive", rng, mean_shape, decimals)
+        return {"y_true": y, "y_pred": np.stack([mu, var], axis=1)}
+
+    def evaluate(self, y_true, y_pred, p) -> Evaluation:
+        dt = y_pred.dtype.type
+        half = dt(0.5)
+        mu, var = y_pred[:, 0], y_pred[:, 1]
+        eps = dt(p["eps"])
+        v = np.maximum(var, eps)
+        d = mu - y_true
+        per_sample = half * (np.log(v) + d * d / v)
+        if p["full"]:
+            per_sample = per_sample + dt(0.5 * math.log(2 * math.pi))
+
+        def vjp(up):
+            return np.stack([up * d / v, up * half * (1 / v - d * d / (v * v))], axis=1)
+
+        def hess(up):
+            d2_var = np.where(var > eps, -half / (v * v) + d * d / (v * v * v), 0)
+            return np.stack([up / v, up * d2_var], axis=1)
+
+        return Evaluation(per_sample, vjp, hess)
