@@ -123,17 +123,17 @@ async def test_exercise_params_are_paired_with_the_named_loss(client, spec):
 
 
 def test_loss_name_patterns_take_what_the_registry_takes(spec):
-    pattern = [re.compile(p["pattern"]) for p in spec["components"]["schemas"]["LossName"]["anyOf"]]
+    by_loss = {v["title"]: re.compile(v["properties"]["loss"]["pattern"])
+               for v in spec["components"]["schemas"]["LossAndItsParams"]["oneOf"]}
     names = [n for loss in all_losses() for n in (loss.name, *loss.aliases)]
     tries = [*names, *(n.upper() for n in names), *(f" {n.replace('_', '-')}_" for n in names),
              *(n[:-1] for n in names), *(n + "s" for n in names), "", "-", "mse2", "m s e", "ms_e", "crossentropy"]
     for name in tries:
         try:
-            get_loss(name)
-            known = True
+            named = [get_loss(name).name]
         except UnknownLoss:
-            known = False
-        assert any(p.fullmatch(name) for p in pattern) == known, name
+            named = []
+        assert [title for title, variant in by_loss.items() if variant.fullmatch(name)] == named, name
 
 
 # --- grading and exercise bodies ------------------------------------------------------------------

@@ -70,7 +70,7 @@ def _ndarray(max_rank: int) -> dict:
     level: dict = number
     for _ in range(max_rank):
         level = {"anyOf": [number, {"type": "array", "minItems": 1, "items": level}]}
-    return {**level, "description": f"A JSON number or non-empty nested arrays of numbers, row-major (NumPy order), "
+    return {**level, "title": "NDArray", "description": f"A JSON number or non-empty nested arrays of numbers, row-major (NumPy order), "
                                     f"at most {max_rank} dimensions (LOSS_SERVICE_MAX_RANK). NaN, Infinity, "
                                     f"strings, booleans and numbers beyond float64 are rejected (422)."}
 
@@ -81,14 +81,16 @@ def _arrays(components: dict, max_rank: int) -> None:
     for name in ("LossRequest", "BatchItem", "GradeRequest"):
         props = components[name]["properties"]
         for field in ("y_true", "y_pred", "sample_weight"):
-            optional = field == "sample_weight" or name == "GradeRequest" or not _everyone_needs(field)
+            optional = field == "sample_weight" or name == "GradeRequest" or not _every_loss_needs(field)
             described = {"description": props[field].get("description", "")}
             props[field] = {"anyOf": [ref, {"type": "null"}], **described} if optional else {**ref, **described}
             if not optional and field not in components[name].setdefault("required", []):
                 components[name]["required"].append(field)
 
 
-def _everyone_needs(field: str) -> bool:
+def _every_loss_needs(field: str) -> bool:
+    """Whether the schema may require ``field`` whatever the loss (y_true is optional for a loss that
+    documents it as unused)."""
     return field != "y_true" or all(loss.y_true_required for loss in all_losses())
 
 
@@ -110,10 +112,10 @@ def params_component(loss: Loss) -> str:
 
 def params_schema(loss: Loss) -> dict:
     """The model of ``loss``'s parameters, from its declared ``Param``s."""
+    which = "every one optional, with its default" if loss.params else "it takes none: send {} or leave params out"
     return {"title": f"{loss.name} params", "type": "object", "additionalProperties": False,
             "properties": {p.name: p.json_schema() for p in loss.params},
-            "description": f"The parameters of {loss.name} ({', '.join(loss.aliases) or 'no aliases'}); "
-                           f"{'every one optional, with its default' if loss.params else 'it takes none: send {} or leave params out'}."}
+            "description": f"The parameters of {loss.name} ({', '.join(loss.aliases) or 'no aliases'}); {which}."}
 
 
 def name_schema(loss: Loss) -> dict:
@@ -130,14 +132,15 @@ def _loss_params(components: dict) -> None:
     for loss in losses:
         components[params_component(loss)] = params_schema(loss)
     components["LossParams"] = {
+        "title": "LossParams",
         "anyOf": [{"$ref": f"#/components/schemas/{params_component(loss)}"} for loss in losses],
         "description": "The parameters of the loss (one model per loss; see also GET /v1/losses/{name}). Unknown "
                        "names, wrong types and out-of-range values are a 422 listing the valid parameters."}
+    # the exact names (a pattern per loss) are in LossAndItsParams, whose variants /docs shows collapsed
     components["LossName"] = {
-        "type": "string", "description": "A loss name or alias, case-insensitive (GET /v1/losses lists them); an "
-                                         "unknown name is a 404 with suggestions.",
-        "anyOf": [{k: v for k, v in name_schema(loss).items() if k != "examples"} for loss in losses],
-        "examples": [loss.name for loss in losses]}
+        "type": "string", "examples": [loss.name for loss in losses],
+        "description": "A loss name or alias, case-insensitive, with any spaces, _ and - (GET /v1/losses lists "
+                       "them; LossAndItsParams has the pattern of each); an unknown name is a 404 with suggestions."}
     components["LossAndItsParams"] = {
         "description": "The loss named in the body with the parameters of that loss.",
         "oneOf": [{"title": loss.name, "type": "object", "required": ["loss"],
@@ -151,7 +154,9 @@ def _loss_params(components: dict) -> None:
     for name in ("BatchItem", "GradeRequest", "ExerciseRequest"):
         model = components[name]
         model["properties"]["loss"] = {"$ref": "#/components/schemas/LossName"}
-        model["properties"]["params"] = {**params, "description": "The parameters of the loss named in `loss`."}
+        # the pairing with the named loss is in LossAndItsParams, once, which keeps /docs readable
+        model["properties"]["params"] = {"type": "object", "default": {}, "description": (
+            "The parameters of the loss named in `loss`: that loss's model in LossAndItsParams (One of).")}
         model["allOf"] = [{"$ref": "#/components/schemas/LossAndItsParams"}]
 
 
@@ -172,7 +177,7 @@ def _grade_inputs(grade: dict) -> None:
     """y_true and y_pred, or an exercise that generates them (not both); and something to grade."""
     null = {"type": "null"}
     grade["allOf"] = [*grade.get("allOf", []), {"oneOf": [
-        {"title": "inputs sent", "required": ["y_true", "y_pred"],
+        {"title": "inputs sent", "required": ["y_true", "y_pred"] if _every_loss_needs("y_true") else ["y_pred"],
          "properties": {"y_true": {"not": null}, "y_pred": {"not": null}, "exercise": null}},
         {"title": "exercise", "required": ["exercise"],
          "properties": {"exercise": {"not": null}, "y_true": null, "y_pred": null},
