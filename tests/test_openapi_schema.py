@@ -152,6 +152,13 @@ GRADE_BODIES = {
     "another loss's params": ({"loss": "mse", "params": {"delta": 1.0}, "y_true": [0.0], "y_pred": [1.0],
                                "submission": {"loss": 1.0}}, False),
     "a string submitted": ({"loss": "mse", "y_true": [0.0], "y_pred": [1.0], "submission": {"loss": "one"}}, True),
+    "a hessian of mse": ({"loss": "mse", "y_true": [0.0], "y_pred": [1.0], "submission": {"hessian": [2.0]}}, True),
+    "a hessian of circle": ({"loss": "Circle", "y_true": [0, 0], "y_pred": [[1.0, 0.0], [0.0, 1.0]],
+                             "submission": {"hessian": [[0.0, 0.0], [0.0, 0.0]]}}, False),
+    "a hessian of ctc listed": ({"loss": "ctc", "exercise": {"seed": 1, "shape": [2, 6, 4]}, "submission": {},
+                                 "outputs": ["loss", "hessian"]}, False),
+    "ctc's loss listed": ({"loss": "ctc", "exercise": {"seed": 1, "shape": [2, 6, 4]}, "submission": {"hessian": 1},
+                           "outputs": ["loss"]}, True),
 }
 
 

@@ -31,7 +31,8 @@ SCHEMA_INEXPRESSIBLE = {
     "domain-error": "values outside the loss's domain (probabilities in [0, 1], rows summing to 1, integer labels "
                     "below the class count, ...: see each loss's catalogue entry)",
     "non-finite-result": "a result that overflows the dtype",
-    "unsupported-output": "an output the named loss does not offer (hessian, or gradient of a non-differentiable loss)",
+    "unsupported-output": "on POST /v1/losses/{name} only: a hessian of a loss that offers none (see its catalogue "
+                          "entry)",
     "invalid-parameter": "on POST /v1/losses/{name} only: parameters of another loss than the one in the path "
                          "(OpenAPI cannot tie a body to a path parameter, so params is any loss's model there)",
     "limit-exceeded": "413: a size over a configured limit that is a sum or a product (numbers in all arrays, an "
@@ -57,6 +58,7 @@ def build(app: FastAPI, settings: Settings) -> dict:
     _loss_params(components)
     _batch_items(components, settings.max_batch_items)
     _grade_inputs(components["GradeRequest"])
+    _graded_outputs_offered(components["GradeRequest"])
     _inexpressible_422s(spec)
     return spec
 
@@ -70,9 +72,10 @@ def _ndarray(max_rank: int) -> dict:
     level: dict = number
     for _ in range(max_rank):
         level = {"anyOf": [number, {"type": "array", "minItems": 1, "items": level}]}
-    return {**level, "title": "NDArray", "description": f"A JSON number or non-empty nested arrays of numbers, row-major (NumPy order), "
-                                    f"at most {max_rank} dimensions (LOSS_SERVICE_MAX_RANK). NaN, Infinity, "
-                                    f"strings, booleans and numbers beyond float64 are rejected (422)."}
+    return {**level, "title": "NDArray",
+            "description": f"A JSON number or non-empty nested arrays of numbers, row-major (NumPy order), at most "
+                           f"{max_rank} dimensions (LOSS_SERVICE_MAX_RANK). NaN, Infinity, strings, booleans and "
+                           f"numbers beyond float64 are rejected (422)."}
 
 
 def _arrays(components: dict, max_rank: int) -> None:
@@ -187,6 +190,21 @@ def _grade_inputs(grade: dict) -> None:
         {"title": "outputs listed", "required": ["outputs"], "properties": {"outputs": {"not": null}}},
         {"title": "outputs from the submission", "properties": {"submission": {"minProperties": 1}}},
     ]}]
+
+
+def _graded_outputs_offered(grade: dict) -> None:
+    """A Hessian is graded only for a loss that offers one, a gradient only for a differentiable loss.
+    The graded outputs are `outputs` when given, else the submission's keys."""
+    for output, offers in (("hessian", lambda loss: loss.hessian), ("gradient", lambda loss: loss.differentiable)):
+        losses = [loss for loss in all_losses() if offers(loss)]
+        if len(losses) == len(all_losses()):
+            continue
+        not_graded = [
+            {"required": ["outputs"],
+             "properties": {"outputs": {"type": "array", "items": {"not": {"const": output}}}}},
+            {"properties": {"outputs": {"type": "null"}, "submission": {"properties": {output: False}}}}]
+        grade["allOf"].append({"anyOf": [{"required": ["loss"], "properties": {"loss": {"anyOf": [
+            {k: v for k, v in name_schema(loss).items() if k != "examples"} for loss in losses]}}}, *not_graded]})
 
 
 # --- errors ---------------------------------------------------------------------------------------
