@@ -6,6 +6,7 @@ arrays (``service.wire`` turns those into NumPy) and document the bodies in Open
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -14,7 +15,6 @@ from .arrays import OptionalNDArray
 from .losses import DType, OutputName, Reduction
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
-
 
 
 def _integral_float_as_int(value: Any) -> Any:
@@ -26,6 +26,7 @@ def integer(**bounds: int) -> Any:
     Schema's "integer" is any number whose fractional part is zero, and these models are strict (``"4"``
     and ``true`` stay refused). The bounds go before the validator, or the schema loses them."""
     return Annotated[int, Field(**bounds), BeforeValidator(_integral_float_as_int)]
+
 
 Points = Annotated[float, Field(ge=0, le=1_000_000)]  # bounded so that the total stays a finite number
 
@@ -86,8 +87,10 @@ class Tolerance(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    rtol: float = Field(1e-5, ge=0, allow_inf_nan=False, description="Relative tolerance (of |expected|).")
-    atol: float = Field(1e-8, ge=0, allow_inf_nan=False, description=(
+    # le: a literal beyond float64 reads as infinity, which is refused; the schema says so
+    rtol: float = Field(1e-5, ge=0, le=sys.float_info.max, allow_inf_nan=False,
+                        description="Relative tolerance (of |expected|).")
+    atol: float = Field(1e-8, ge=0, le=sys.float_info.max, allow_inf_nan=False, description=(
         "Absolute tolerance; the only one that applies where the expected value is 0."))
 
 

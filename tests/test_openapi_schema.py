@@ -151,6 +151,8 @@ GRADE_BODIES = {
                        True),
     "another loss's params": ({"loss": "mse", "params": {"delta": 1.0}, "y_true": [0.0], "y_pred": [1.0],
                                "submission": {"loss": 1.0}}, False),
+    "a tolerance beyond float64": ({"loss": "mse", "y_true": [0.0], "y_pred": [1.0], "submission": {"loss": 1.0},
+                                    "tolerance": {"rtol": 10**309}}, False),
     "a string submitted": ({"loss": "mse", "y_true": [0.0], "y_pred": [1.0], "submission": {"loss": "one"}}, True),
     "a hessian of mse": ({"loss": "mse", "y_true": [0.0], "y_pred": [1.0], "submission": {"hessian": [2.0]}}, True),
     "a hessian of circle": ({"loss": "Circle", "y_true": [0, 0], "y_pred": [[1.0, 0.0], [0.0, 1.0]],

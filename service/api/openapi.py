@@ -22,6 +22,7 @@ import schemas
 
 from ..config import Settings
 from ..engine import all_losses
+from ..engine.params import FLOAT_MAX
 from ..engine.registry import Loss
 from . import grading
 
@@ -39,8 +40,6 @@ SCHEMA_INEXPRESSIBLE = {
                       "exercise's shape, a loss's work)",
 }
 """Problem types a body valid against this document can still get, with the reason."""
-
-_FLOAT_MAX = 1.7976931348623157e308  # a literal beyond it reads as infinity, which the service refuses
 
 
 def build(app: FastAPI, settings: Settings) -> dict:
@@ -68,7 +67,7 @@ def build(app: FastAPI, settings: Settings) -> dict:
 def _ndarray(max_rank: int) -> dict:
     """A number or non-empty nested arrays of numbers, at most ``max_rank`` deep (ragged rows are a
     shape-mismatch: JSON Schema cannot say "every row the same length")."""
-    number = {"type": "number", "minimum": -_FLOAT_MAX, "maximum": _FLOAT_MAX}
+    number = {"type": "number", "minimum": -FLOAT_MAX, "maximum": FLOAT_MAX}
     level: dict = number
     for _ in range(max_rank):
         level = {"anyOf": [number, {"type": "array", "minItems": 1, "items": level}]}

@@ -87,7 +87,7 @@ class Param:
     def json_schema(self) -> dict:
         """Exactly the values ``validate`` accepts, as JSON Schema (for OpenAPI). What depends on the
         arrays (an axis y_pred has, one alpha per class) is checked later, as a shape problem."""
-        number = {"type": "number", **_bounds(self.interval, -_FLOAT_MAX, _FLOAT_MAX)}
+        number = {"type": "number", **_bounds(self.interval, -FLOAT_MAX, FLOAT_MAX)}
         integer = {"type": "integer", **_bounds(self.interval, _INT64_MIN, _INT64_MAX)}
         schema = {
             FLOAT: number, BOOL: {"type": "boolean"}, INT: integer, AXIS: integer,
@@ -134,7 +134,7 @@ class Param:
         return value
 
 
-_FLOAT_MAX = float(np.finfo(np.float64).max)  # a literal beyond it reads as infinity, which is refused
+FLOAT_MAX = float(np.finfo(np.float64).max)  # a literal beyond it reads as infinity, which is refused
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
