@@ -8,83 +8,36 @@ header, a 500. Seeded and deterministic, with a bounded number of examples per o
 
 from __future__ import annotations
 
-import json
+import tomllib
+from pathlib import Path
 
-import jsonschema_rs  # schemathesis' own validator
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
-from service.api.openapi import SCHEMA_INEXPRESSIBLE, params_component
 from service.app import create_app
 from service.config import Settings
-from service.engine import get_loss
-from service.engine.errors import UnknownLoss
+
+from . import openapi_checks  # noqa: F401  (registers refusals_the_schema_explains)
 
 MAX_EXAMPLES = 30
 SEED = 20261201
-
-
-def _problem_type(response) -> str | None:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return None
-    kind = body.get("type", "") if isinstance(body, dict) else ""
-    return kind.removeprefix("/problems/") or None
-
-
-def _params_fit_the_named_loss(case) -> bool:
-    """Whether ``params`` are valid for the loss in the path, by that loss's own model in the document."""
-    try:
-        loss = get_loss(case.path_parameters["name"])
-    except UnknownLoss:
-        return False
-    params = case.body.get("params", {}) if isinstance(case.body, dict) else {}
-    model = case.operation.schema.raw_schema["components"]["schemas"][params_component(loss)]
-    return jsonschema_rs.Draft202012Validator(model).is_valid(params)
-
-
-@schemathesis.check
-def refusals_the_schema_explains(ctx, response, case):
-    """A schema-valid request refused with 422 or 413 (which positive_data_acceptance is told to
-    allow, below) must carry one of the problem types the document lists as inexpressible in JSON
-    Schema; anything else (an invalid field, an unknown parameter...) is a schema that says less
-    than the server checks. Only POST /v1/losses/{name}, where the loss is in the path, may refuse a
-    loss's parameters or outputs the body schema cannot tie to it, and the parameters must really be
-    invalid for that loss, by its own params model."""
-    meta = case.meta
-    if meta is None or not meta.generation.mode.is_positive or response.status_code not in (413, 422):
-        return None
-    kind = _problem_type(response)
-    if kind not in SCHEMA_INEXPRESSIBLE:
-        raise AssertionError(f"Schema-valid request refused with problem type {kind!r}, which JSON Schema can "
-                             f"express: {response.content[:500]!r}")
-    if kind in ("invalid-parameter", "unsupported-output") and case.operation.path != "/v1/losses/{name}":
-        raise AssertionError(f"A body naming its loss refused with {kind!r}, which its schema can express: "
-                             f"{response.content[:500]!r}")
-    if kind == "invalid-parameter" and _params_fit_the_named_loss(case):
-        raise AssertionError(f"params valid for the loss in the path refused: {response.content[:500]!r}")
-    return None
+SHARED_CONFIG = Path(__file__).resolve().parents[1] / "schemathesis.toml"
 
 
 def _config(max_examples: int = MAX_EXAMPLES, phases: dict | None = None) -> SchemathesisConfig:
+    """The repository's schemathesis.toml (checks and their statuses, justified there), seeded and
+    deterministic, with a bounded number of examples per operation."""
+    shared = tomllib.loads(SHARED_CONFIG.read_text(encoding="utf-8"))
+    shared.pop("hooks")  # imported above, as a package module
     config = SchemathesisConfig.from_dict({
+        **shared,
         "phases": phases or {},
         "seed": SEED,
         # no crash cache: a run replays nothing from earlier runs, and writes nothing into the checkout
         "cache": {"enabled": False},
         "generation": {"max-examples": max_examples, "deterministic": True},
-        "checks": {
-            # 422/413 for a schema-valid body are legitimate only for what JSON Schema cannot express
-            # (shapes agreeing, domains, products of sizes); refusals_the_schema_explains checks that
-            # each such refusal is one of those, so these two statuses hide nothing.
-            "positive_data_acceptance": {"expected-statuses": ["2xx", "404", "413", "422"]},
-            # 413 is this API's answer to a size over a limit the schema states (maxItems of a batch):
-            # still a rejection of the invalid request.
-            "negative_data_rejection": {"expected-statuses": ["400", "404", "405", "413", "415", "422"]},
-        },
     })
     config.projects.default.checks.update(included_check_names=["all"])
     return config
