@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ErrorItem, InvalidInput, ParameterError
+from .errors import ErrorItem, InvalidInput, ParameterError, ShapeError
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,21 @@ class Param:
         return {"name": self.name, "type": self.type_name, "default": self.default,
                 "constraints": self.constraints, "description": self.description}
 
+    def json_schema(self) -> dict:
+        """Exactly the values ``validate`` accepts, as JSON Schema (for OpenAPI). What depends on the
+        arrays (an axis y_pred has, one alpha per class) is checked later, as a shape problem."""
+        number = {"type": "number", **_bounds(self.interval, -FLOAT_MAX, FLOAT_MAX)}
+        integer = {"type": "integer", **_bounds(self.interval, _INT64_MIN, _INT64_MAX)}
+        schema = {
+            FLOAT: number, BOOL: {"type": "boolean"}, INT: integer, AXIS: integer,
+            OPTIONAL_INT: {"anyOf": [integer, {"type": "null"}]},
+            AXES: {"anyOf": [integer, {"type": "array", "items": integer, "minItems": 1, "uniqueItems": True},
+                             {"type": "null"}]},
+            FLOAT_OR_FLOATS: {"anyOf": [number, {"type": "array", "items": number, "minItems": 1}]},
+        }[self.kind]
+        constraint = f" ({self.constraints})" if self.constraints else ""
+        return {**schema, "default": self.default, "description": f"{self.description}{constraint}"}
+
     def validate(self, value: Any) -> Any:
         loc = ("params", self.name)
         if self.kind == BOOL:
@@ -117,6 +132,25 @@ class Param:
             raise ParameterError(
                 f"params.{self.name} must be {self.interval.describe()}, got {_show(value)}.", loc)
         return value
+
+
+FLOAT_MAX = float(np.finfo(np.float64).max)  # a literal beyond it reads as infinity, which is refused
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _bounds(interval: Interval | None, low: float, high: float) -> dict:
+    """JSON Schema bounds: the interval's, within [low, high] (the representable values)."""
+    interval = interval or REAL
+    out: dict = {}
+    if interval.low > low:
+        out["minimum" if interval.low_inclusive else "exclusiveMinimum"] = interval.low
+    else:
+        out["minimum"] = low
+    if interval.high < high:
+        out["maximum" if interval.high_inclusive else "exclusiveMaximum"] = interval.high
+    else:
+        out["maximum"] = high
+    return out
 
 
 def _show(value: Any) -> str:
@@ -168,8 +202,8 @@ def normalize_axes(axes: int | Sequence[int] | None, ndim: int, name: str = "axi
     seq = [axes] if isinstance(axes, (int, np.integer)) else list(axes)
     out = []
     for a in seq:
-        if not -ndim <= a < ndim:
-            raise ParameterError(
+        if not -ndim <= a < ndim:  # a valid axis that y_pred does not have: the shapes, not the parameter
+            raise ShapeError(
                 f"params.{name}={a} is out of range for y_pred with {ndim} dimension{'s' if ndim != 1 else ''}; "
                 f"use an axis in [{-ndim}, {ndim - 1}].", ("params", name))
         out.append(a % ndim)
