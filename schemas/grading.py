@@ -6,28 +6,37 @@ arrays (``service.wire`` turns those into NumPy) and document the bodies in Open
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from .arrays import OptionalNDArray
 from .losses import DType, OutputName, Reduction
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
 
+
+def _integral_float_as_int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def integer(**bounds: int) -> Any:
+    """An integer within ``bounds`` (Field's ge/le), also written as an integral float (``4.0``): JSON
+    Schema's "integer" is any number whose fractional part is zero, and these models are strict (``"4"``
+    and ``true`` stay refused). The bounds go before the validator, or the schema loses them."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_integral_float_as_int)]
+
+
 Points = Annotated[float, Field(ge=0, le=1_000_000)]  # bounded so that the total stays a finite number
 
 SubmittedArray = Annotated[Any, WithJsonSchema({
-    "anyOf": [
-        {"type": "number"},
-        {"type": "array", "items": {}},
-        {"type": "null"},
-    ],
     "description": "The student's value: a JSON number or nested arrays of numbers, row-major, exactly the "
-                   "shape of the reference. null (or a null element) counts as a missing value and fails; NaN "
-                   "and Infinity tokens, strings and ragged arrays also just fail the check."})]
+                   "shape of the reference. Any JSON value is accepted and graded: null (or a null element) counts "
+                   "as a missing value and fails; NaN and Infinity tokens, strings, booleans, objects and ragged "
+                   "arrays also just fail the check."})]
 
-Shape = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, description=(
+Shape = Annotated[list[integer(ge=1)], Field(min_length=1, description=(
     "The shape of y_pred, e.g. [4, 3] (batch, classes). y_true's shape follows from the loss (labels drop the "
     "class axis). Default: the loss's sample shape. At most LOSS_SERVICE_MAX_RANK dimensions and "
     "LOSS_SERVICE_MAX_ELEMENTS / 2 numbers."), examples=[[4, 3]])]
@@ -38,11 +47,11 @@ class ExerciseOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    seed: int = Field(ge=0, le=2**64 - 1, description="Seed of NumPy's PCG64 generator (0 <= seed < 2^64).")
+    seed: integer(ge=0, le=2**64 - 1) = Field(description="Seed of NumPy's PCG64 generator (0 <= seed < 2^64).")
     shape: Shape | None = None
     sample_weight: bool = Field(False, description=(
         "Also draw a sample_weight of the per-sample shape, uniform(0.5, 2), after y_true and y_pred."))
-    decimals: int | None = Field(4, ge=0, le=15, description=(
+    decimals: integer(ge=0, le=15) | None = Field(4, description=(
         "Round every drawn value to this many decimals (numpy.round; structured inputs stay valid). "
         "null keeps full precision."))
 
@@ -78,8 +87,10 @@ class Tolerance(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    rtol: float = Field(1e-5, ge=0, allow_inf_nan=False, description="Relative tolerance (of |expected|).")
-    atol: float = Field(1e-8, ge=0, allow_inf_nan=False, description=(
+    # le: a literal beyond float64 reads as infinity, which is refused; the schema says so
+    rtol: float = Field(1e-5, ge=0, le=sys.float_info.max, allow_inf_nan=False,
+                        description="Relative tolerance (of |expected|).")
+    atol: float = Field(1e-8, ge=0, le=sys.float_info.max, allow_inf_nan=False, description=(
         "Absolute tolerance; the only one that applies where the expected value is 0."))
 
 

@@ -7,12 +7,10 @@ import logging
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
-
-import schemas
 
 from . import __version__
 from .api import doc_examples, docs, grading, ops, problems, routes
+from .api import openapi as openapi_document
 from .api.compute import Admission
 from .config import Settings, get_settings
 from .engine import vecmath
@@ -84,36 +82,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
 
     def openapi() -> dict:
-        # Routes read raw bytes for speed; their request bodies are documented from the models here.
         if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, description=app.description,
-                               routes=app.routes, tags=app.openapi_tags)
-            components = spec.setdefault("components", {}).setdefault("schemas", {})
-            for model in (schemas.LossRequest, schemas.BatchRequest, *grading.REQUEST_MODELS):
-                defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                for name, sub in defs.pop("$defs", {}).items():
-                    components.setdefault(name, sub)
-                components[model.__name__] = defs
-            _problem_json_everywhere(spec)
+            spec = openapi_document.build(app, settings)
             doc_examples.add_examples(spec, settings)
             app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi
     return app
-
-
-def _problem_json_everywhere(spec: dict) -> None:
-    """FastAPI documents its own 422 body (HTTPValidationError); this service answers every error
-    with RFC 9457 problem+json, so the spec says that instead."""
-    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for operations in spec.get("paths", {}).values():
-        for operation in operations.values():
-            for code, response in operation.get("responses", {}).items():
-                if code.startswith(("4", "5")):
-                    response["content"] = problem
-    for name in ("HTTPValidationError", "ValidationError"):
-        spec.get("components", {}).get("schemas", {}).pop(name, None)
 
 
 app = create_app()

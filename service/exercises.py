@@ -47,7 +47,7 @@ from schemas.grading import ExerciseRequest
 
 from . import wire
 from .engine import PreparedCall, get_loss, prepare_call
-from .engine.errors import InvalidInput, LimitExceeded, ShapeError, UnknownLoss
+from .engine.errors import InvalidInput, LimitExceeded, NotInFamily, ShapeError, UnknownLoss
 from .engine.params import bind, normalize_axes
 from .engine.registry import Loss
 from .engine.sampling import draw, rng_for
@@ -152,7 +152,7 @@ def draft(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | N
     inside a grade request)."""
     p = bind(spec.params, params)
     if sample_weight and not spec.reducer.sample_weight:
-        raise InvalidInput(f"{spec.name} takes no sample_weight ({spec.reducer.family} losses weigh through their "
+        raise NotInFamily(f"{spec.name} takes no sample_weight ({spec.reducer.family} losses weigh through their "
                            f"own parameters); leave sample_weight false.", (*loc, "sample_weight"))
     shape = check_shape(tuple(spec.sample_shape) if shape is None else tuple(shape), limits, loc)
     where = _where(loc) + "shape"

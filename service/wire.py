@@ -20,7 +20,7 @@ import numpy as np
 import orjson
 from pydantic_core import from_json
 
-from .engine.errors import InvalidInput, LimitExceeded, MalformedJSON
+from .engine.errors import InvalidInput, LimitExceeded, MalformedJSON, ShapeError
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -255,6 +255,8 @@ def _diagnose(value: list, field: str, max_rank: int) -> InvalidInput | None:
                    f"same shape.")
     else:
         message = f"{field} must hold JSON numbers only; {at} is {_describe(found.node)}."
+    if found.kind in ("array_for_number", "length", "number_for_array"):
+        return ShapeError(message, (field, *found.path))  # JSON Schema cannot say "every row the same length"
     return InvalidInput(message, (field, *found.path))
 
 
@@ -313,8 +315,8 @@ def _big_ints(value: list, field: str) -> np.ndarray:
         raise InvalidInput(f"{field} holds a number beyond the float64 range.", (field,),
                            slug="non-finite-input", title="Non-finite input") from None
     except (ValueError, TypeError):  # defensive: _diagnose found nothing, yet NumPy sees no regular array
-        raise InvalidInput(f"{field} is not a regular array of numbers; every row must have the same shape.",
-                           (field,)) from None
+        raise ShapeError(f"{field} is not a regular array of numbers; every row must have the same shape.",
+                         (field,)) from None
 
 
 def check_elements(arrays: Iterable[np.ndarray | None], limit: int, where: str = "the request") -> int:

@@ -94,13 +94,23 @@ def test_kl_div_batchmean_divides_by_the_first_axis():
 async def test_sample_weight_with_a_torch_loss_is_a_422(client):
     r = await client.post("/v1/losses/torch.mse_loss", json={"y_true": Y, "y_pred": X, "sample_weight": [1.0, 2.0]})
     body = assert_problem(r, 422, "sample_weight")
-    assert "params.weight" in body["detail"]
+    assert "params.weight" in body["detail"] and body["type"] == "/problems/not-in-family"
 
 
 @pytest.mark.anyio
 async def test_a_keras_reduction_name_with_a_torch_loss_is_a_422(client):
     r = await client.post("/v1/losses/torch.l1_loss", json={"y_true": Y, "y_pred": X, "reduction": "sum_over_batch_size"})
-    assert_problem(r, 422, "reduction")
+    assert assert_problem(r, 422, "reduction")["type"] == "/problems/not-in-family"
+
+
+@pytest.mark.anyio
+async def test_the_openapi_document_gives_each_named_loss_its_reductions(client):
+    variants = (await client.get("/openapi.json")).json()["components"]["schemas"]["LossAndItsParams"]["oneOf"]
+    by_name = {v["title"]: v["properties"] for v in variants}
+    assert by_name["torch.kl_div"]["reduction"]["anyOf"][0]["enum"] == ["mean", "sum", "none", "batchmean"]
+    assert by_name["torch.mse_loss"]["sample_weight"]["enum"] == [None, False]
+    assert "sample_weight" not in by_name["mean_squared_error"]
+    assert "sum_over_batch_size" in by_name["mean_squared_error"]["reduction"]["anyOf"][0]["enum"]
 
 
 @pytest.mark.anyio

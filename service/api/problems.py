@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..engine.errors import LossServiceError
 from ..pipeline import validation_error
@@ -26,6 +27,18 @@ def problem_response(body: dict, headers: dict | None = None) -> Response:
     return Response(dumps(body), status_code=body["status"], media_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path. Starlette's 405 names only the methods of the
+    first route whose path matched, and GET and POST on /v1/losses/{name} are two routes."""
+    routes = request.app.router.routes
+    allowed = [m for m in _METHODS
+               if any(route.matches({**request.scope, "method": m})[0] is Match.FULL for route in routes)]
+    return ", ".join(allowed)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LossServiceError)
     async def _engine_error(request: Request, exc: LossServiceError) -> Response:
@@ -40,6 +53,8 @@ def install(app: FastAPI) -> None:
         slug, title, template = _HTTP.get(exc.status_code, ("http-error", "HTTP error", "{detail}"))
         detail = template.format(path=request.url.path, method=request.method, detail=exc.detail)
         headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         return problem_response(simple_problem(exc.status_code, slug, title, detail, request.url.path), headers)
 
     @app.exception_handler(Exception)

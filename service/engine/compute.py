@@ -10,7 +10,7 @@ import numpy as np
 
 from . import registry
 from ._math import all_finite
-from .errors import InvalidInput, NonFiniteResult, UnsupportedOutput, WorkLimitExceeded
+from .errors import InvalidInput, NonFiniteResult, NotInFamily, UnsupportedOutput, WorkLimitExceeded
 from .params import bind, check_arrays
 
 OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
@@ -80,7 +80,7 @@ def prepare_call(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params:
     if reduction is None:
         reduction = spec.default_reduction
     if reduction not in spec.reductions:
-        raise InvalidInput(f"reduction must be one of {', '.join(spec.reductions)} for {spec.name} (a "
+        raise NotInFamily(f"reduction must be one of {', '.join(spec.reductions)} for {spec.name} (a "
                            f"{spec.reducer.family} loss); got {reduction!r}.", ("reduction",))
     if dtype not in DTYPES:
         raise InvalidInput(f"dtype must be float64 or float32; got {dtype!r}.", ("dtype",))

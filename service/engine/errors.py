@@ -78,6 +78,14 @@ class NonFiniteResult(InvalidInput):
         super().__init__(detail, loc, slug="non-finite-result", title="Result is not finite")
 
 
+class NotInFamily(InvalidInput):
+    """A reduction or a sample_weight that the loss's family does not have (Keras names for a torch.*
+    loss, batchmean for a Keras loss, sample_weight for a torch.* loss)."""
+
+    def __init__(self, detail: str, loc: Loc | None = None) -> None:
+        super().__init__(detail, loc, slug="not-in-family", title="Not part of this loss's family")
+
+
 class UnsupportedOutput(InvalidInput):
     def __init__(self, detail: str, loc: Loc | None = None) -> None:
         super().__init__(detail, loc, slug="unsupported-output", title="Output not available")

@@ -107,6 +107,22 @@ class Param:
         return {"name": self.name, "type": self.type_name, "default": self.default,
                 "constraints": self.constraints, "description": self.description}
 
+    def json_schema(self) -> dict:
+        """Exactly the values ``validate`` accepts, as JSON Schema (for OpenAPI). What depends on the
+        arrays (an axis y_pred has, one alpha per class) is checked later, as a shape problem."""
+        number = {"type": "number", **_bounds(self.interval, -FLOAT_MAX, FLOAT_MAX)}
+        integer = {"type": "integer", **_bounds(self.interval, _INT64_MIN, _INT64_MAX)}
+        schema = {
+            FLOAT: number, BOOL: {"type": "boolean"}, INT: integer, AXIS: integer,
+            OPTIONAL_INT: {"anyOf": [integer, {"type": "null"}]},
+            AXES: {"anyOf": [integer, {"type": "array", "items": integer, "minItems": 1, "uniqueItems": True},
+                             {"type": "null"}]},
+            FLOAT_OR_FLOATS: {"anyOf": [number, {"type": "array", "items": number, "minItems": 1}]},
+            ARRAY: {"anyOf": [_nested_numbers(number), {"type": "null"}]},
+        }[self.kind]
+        constraint = f" ({self.constraints})" if self.constraints else ""
+        return {**schema, "default": self.default, "description": f"{self.description}{constraint}"}
+
     def validate(self, value: Any) -> Any:
         loc = ("params", self.name)
         if self.kind == ARRAY:
@@ -174,6 +190,35 @@ def _only_numbers(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+FLOAT_MAX = float(np.finfo(np.float64).max)  # a literal beyond it reads as infinity, which is refused
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _bounds(interval: Interval | None, low: float, high: float) -> dict:
+    """JSON Schema bounds: the interval's, within [low, high] (the representable values)."""
+    interval = interval or REAL
+    out: dict = {}
+    if interval.low > low:
+        out["minimum" if interval.low_inclusive else "exclusiveMinimum"] = interval.low
+    else:
+        out["minimum"] = low
+    if interval.high < high:
+        out["maximum" if interval.high_inclusive else "exclusiveMaximum"] = interval.high
+    else:
+        out["maximum"] = high
+    return out
+
+
+ARRAY_MAX_RANK = 8  # LOSS_SERVICE_MAX_RANK's default: how deep the documented nesting goes
+
+
+def _nested_numbers(number: dict, depth: int = ARRAY_MAX_RANK) -> dict:
+    """A number or (nested) arrays of numbers; rectangularity and shape are checked later."""
+    if depth == 0:
+        return number
+    return {"anyOf": [number, {"type": "array", "items": _nested_numbers(number, depth - 1)}]}
+
+
 def _show(value: Any) -> str:
     text = repr(value) if not isinstance(value, bool) else str(value).lower()
     return text if len(text) <= 40 else text[:37] + "..."
@@ -237,8 +282,8 @@ def normalize_axes(axes: int | Sequence[int] | None, ndim: int, name: str = "axi
     seq = [axes] if isinstance(axes, (int, np.integer)) else list(axes)
     out = []
     for a in seq:
-        if not -ndim <= a < ndim:
-            raise ParameterError(
+        if not -ndim <= a < ndim:  # a valid axis that y_pred does not have: the shapes, not the parameter
+            raise ShapeError(
                 f"params.{name}={a} is out of range for y_pred with {ndim} dimension{'s' if ndim != 1 else ''}; "
                 f"use an axis in [{-ndim}, {ndim - 1}].", ("params", name))
         out.append(a % ndim)

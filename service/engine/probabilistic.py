@@ -25,7 +25,7 @@ from ._math import (
     sigmoid,
     softmax,
 )
-from .errors import DomainError, ParameterError, ShapeError
+from .errors import DomainError, ShapeError
 from .params import BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param, normalize_axes
 from .registry import Evaluation, Loss, register
 
@@ -491,7 +491,7 @@ class CategoricalFocalCrossentropy(_DenseCategorical):
         axis = normalize_axes(p["axis"], y_pred.ndim)[0]
         alpha = p["alpha"]
         if isinstance(alpha, list) and len(alpha) != y_pred.shape[axis]:
-            raise ParameterError(
+            raise ShapeError(
                 f"params.alpha has {len(alpha)} per-class weights but y_pred has {y_pred.shape[axis]} classes along "
                 f"axis {p['axis']}; send one weight per class or a single number.", ("params", "alpha"))
         return y_true, y_pred

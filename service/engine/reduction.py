@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInput, ShapeError
+from .errors import NotInFamily, ShapeError
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")  # Keras's
 TORCH_REDUCTIONS = ("mean", "sum", "none")
@@ -168,7 +168,7 @@ class TorchReducer(Reducer):
 
     def check_sample_weight(self, sample_weight: np.ndarray | None) -> None:
         if sample_weight is not None:
-            raise InvalidInput("sample_weight is not a PyTorch concept and torch.* losses do not take it; drop it "
+            raise NotInFamily("sample_weight is not a PyTorch concept and torch.* losses do not take it; drop it "
                                "and use the loss's own weight parameters (params.weight, params.pos_weight) where "
                                "the loss has them.", ("sample_weight",))
 
