@@ -217,3 +217,35 @@ def test_kl_div_refuses_negative_targets_without_log_target():
         compute("torch.kl_div", [[0.5, -0.5]], [[-1.0, -1.0]])
     assert "y_true[0][1]" in err.value.detail
     compute("torch.kl_div", [[0.5, -0.5]], [[-1.0, -1.0]], params={"log_target": True})
+
+
+# --- class-axis losses ---------------------------------------------------------------------------
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("loss", ["torch.cross_entropy", "torch.nll_loss"])
+async def test_every_target_ignored_under_mean_is_a_422_saying_pytorch_answers_nan(client, loss):
+    body = {"y_true": [-100, -100], "y_pred": [[-0.5, -1.2], [-0.7, -0.9]]}
+    refused = assert_problem(await client.post(f"/v1/losses/{loss}", json=body), 422)
+    assert "NaN" in refused["detail"] and "ignore_index" in refused["detail"]
+    summed = await client.post(f"/v1/losses/{loss}", json={**body, "reduction": "sum"})
+    assert summed.status_code == 200 and summed.json()["loss"] == 0
+
+
+def test_weighted_mean_divides_by_the_summed_weights_of_the_targets_not_ignored():
+    x = np.log(np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5]]))
+    r = compute("torch.nll_loss", [1, 0, -100], x, params={"weight": [3.0, 0.5]}, outputs=("loss", "gradient"))
+    assert float(r.loss) == pytest.approx(-(0.5 * x[0, 1] + 3.0 * x[1, 0]) / 3.5)
+    np.testing.assert_allclose(r.gradient, [[0, -0.5 / 3.5], [-3.0 / 3.5, 0], [0, 0]])
+
+
+@pytest.mark.parametrize("labels,field", [([0, 2], "y_true[1]"), ([0, -1], "y_true[1]")])
+def test_class_indices_out_of_range_are_refused_naming_ignore_index(labels, field):
+    with pytest.raises(InvalidInput) as err:
+        compute("torch.cross_entropy", labels, [[0.1, 0.2], [0.3, 0.4]])
+    assert field in err.value.detail and "ignore_index -100" in err.value.detail
+
+
+def test_a_class_weight_of_the_wrong_length_names_both_shapes():
+    with pytest.raises(ShapeError) as err:
+        compute("torch.cross_entropy", [0, 1], [[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]], params={"weight": [1.0, 2.0]})
+    assert "[2]" in err.value.detail and "[2, 3]" in err.value.detail

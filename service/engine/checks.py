@@ -73,7 +73,8 @@ def check_in_set(x: np.ndarray, allowed: Iterable[float], field: str, what: str)
 _EXACT_INTEGERS = 2.0 ** 53
 
 
-def as_labels(x: np.ndarray, field: str, n_classes: int | None, *, allow: int | None = None) -> np.ndarray:
+def as_labels(x: np.ndarray, field: str, n_classes: int | None, *, allow: int | None = None,
+              allow_name: str = "ignore_class") -> np.ndarray:
     """Integer class labels in [0, n_classes) (``allow`` is one extra value, e.g. ``ignore_class``)."""
     bad = x != np.round(x)
     if np.any(bad):
@@ -92,7 +93,7 @@ def as_labels(x: np.ndarray, field: str, n_classes: int | None, *, allow: int | 
             bad &= labels != allow
         if np.any(bad):
             idx = first_index(bad)
-            extra = f" or the ignore_class {allow}" if allow is not None else ""
+            extra = f" or the {allow_name} {allow}" if allow is not None else ""
             raise DomainError(
                 f"{field} labels must be in [0, {n_classes - 1}] (y_pred has {n_classes} classes){extra}; "
                 f"{_at(field, idx)} = {int(labels[tuple(idx)] if idx else labels[()])}.", (field, *idx))

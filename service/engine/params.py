@@ -80,6 +80,10 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 
 BROADCASTS_TO_Y_PRED = ShapeRule("broadcast to y_pred's shape", _broadcasts_to)
+# PyTorch's class axis: 1, or 0 for a 1-D (C) input
+ONE_PER_CLASS = ShapeRule("hold one value per class, shape [C] with C = y_pred.shape[1] (y_pred.shape[0] for a 1-D "
+                          "y_pred), for y_pred of shape",
+                          lambda shape, target: shape == (target[1 if len(target) > 1 else 0],))
 
 
 @dataclass(frozen=True)

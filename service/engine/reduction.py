@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import NotInFamily, ShapeError
+from .errors import NonFiniteResult, NotInFamily, ShapeError
 
 REDUCTIONS = ("sum_over_batch_size", "mean", "sum", "mean_with_sample_weight", "none")  # Keras's
 TORCH_REDUCTIONS = ("mean", "sum", "none")
@@ -181,9 +181,13 @@ class TorchReducer(Reducer):
             divisor = dt(1)
         elif reduction == "batchmean":
             divisor = dt(values.shape[0] if values.ndim else 1)
+        elif normaliser is not None and not normaliser:
+            raise NonFiniteResult("PyTorch returns NaN for this request: reduction mean divides by the summed class "
+                                  "weights of the targets that are not ignore_index, and they sum to 0 (every target "
+                                  "is ignored or weighs 0); use reduction sum or none, or send a target that counts.",
+                                  ("reduction",))
         else:
             divisor = dt(values.size if normaliser is None else normaliser)
-        # a zero normaliser (every target ignored) gives PyTorch's NaN, which the engine answers as a 422
         loss = values.sum(dtype=values.dtype) / divisor
         upstream = np.full(values.shape, dt(1) / divisor, dtype=values.dtype)
         return Reduced(loss=np.asarray(loss, dtype=values.dtype), per_sample=values, upstream=upstream)

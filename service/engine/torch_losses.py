@@ -15,9 +15,10 @@ import math
 import numpy as np
 
 from . import checks, sampling
-from ._math import Elementwise, Terms, sigmoid, sign, softplus
+from ._math import Elementwise, Terms, log_softmax, sigmoid, sign, softplus
 from .errors import DomainError, ShapeError
-from .params import ARRAY, BOOL, BROADCASTS_TO_Y_PRED, FLOAT, NON_NEGATIVE, POSITIVE, REAL, UNIT, Param
+from .params import (ARRAY, BOOL, BROADCASTS_TO_Y_PRED, FLOAT, INT, NON_NEGATIVE, ONE_PER_CLASS, POSITIVE, REAL, UNIT,
+                     Param)
 from .reduction import PYTORCH
 from .registry import Evaluation, Loss, register
 
@@ -382,3 +383,166 @@ class GaussianNLLLoss(_TorchLoss):
             return np.stack([up / v, up * d2_var], axis=1)
 
         return Evaluation(per_sample, vjp, hess)
+
+
+# --- class-axis losses: cross_entropy, nll_loss ---------------------------------------------------
+
+class _ClassAxis(_TorchLoss):
+    """Losses over PyTorch's class axis (1, or 0 for a 1-D input) with class-index targets shaped
+    like y_pred without that axis, ``ignore_index`` and per-class ``weight``. Under ``mean`` PyTorch
+    divides by the summed weights of the targets that are not ignored: the evaluation hands that
+    normaliser to the reducer."""
+
+    hessian = True
+    y_pred_doc = "shape (C), (N, C) or (N, C, d1, ...): the class axis is 1 (0 for a 1-D y_pred)"
+    per_sample_doc = "y_pred's shape without the class axis: (), (N,) or (N, d1, ...) (reduction='none')"
+    sample_shape = (4, 3)
+    test_shapes = ((4, 3), (2, 3, 2))
+
+    @staticmethod
+    def class_axis(x: np.ndarray) -> int:
+        return 1 if x.ndim > 1 else 0
+
+    def index_targets(self, y_true, y_pred, p) -> np.ndarray:
+        k = self.class_axis(y_pred)
+        want = y_pred.shape[:k] + y_pred.shape[k + 1:]
+        if y_true.shape != want:
+            raise ShapeError(f"y_true has shape {list(y_true.shape)}; for y_pred of shape {list(y_pred.shape)} the "
+                             f"class indices must have shape {list(want)} (y_pred without its class axis {k})"
+                             f"{self.other_targets}.", ("y_true",))
+        return checks.as_labels(y_true, "y_true", y_pred.shape[k], allow=p["ignore_index"], allow_name="ignore_index")
+
+    other_targets = ""
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim == 0:
+            raise ShapeError("y_pred must have a class axis: shape (C), (N, C) or (N, C, d1, ...); got a single number.",
+                             ("y_pred",))
+        return self.index_targets(y_true, y_pred, p), y_pred
+
+    def sample(self, rng, shape, p, decimals=None):
+        k = 1 if len(shape) > 1 else 0
+        labels = rng.integers(0, shape[k], shape[:k] + shape[k + 1:]).astype(np.float64)
+        x = sampling.draw("logits", rng, shape, decimals)
+        return {"y_true": labels, "y_pred": self.sampled_pred(x, k, decimals)}
+
+    def sampled_pred(self, x, k, decimals):
+        return x
+
+    def picked(self, labels: np.ndarray, x: np.ndarray, p: dict):
+        """(valid mask, safe labels with the class axis kept, the target weights w[y] (0 where ignored))."""
+        k = self.class_axis(x)
+        valid = labels != p["ignore_index"]
+        safe = np.expand_dims(np.where(valid, labels, 0), k)
+        w = p["weight"]
+        wy = valid.astype(x.dtype) if w is None else np.where(valid, w[np.where(valid, labels, 0)], 0).astype(x.dtype)
+        return valid, safe, wy
+
+    @staticmethod
+    def per_class(w, x: np.ndarray, k: int) -> np.ndarray:
+        """A (C,) weight shaped to broadcast along y_pred's class axis."""
+        return w.reshape((-1,) + (1,) * (x.ndim - k - 1))
+
+
+IGNORE_INDEX = Param("ignore_index", INT, -100, "a target value that is ignored (adds 0 to the loss and to the mean's "
+                     "divisor)")
+CLASS_WEIGHT = Param("weight", ARRAY, None, "a weight per class (null: 1)", shape_rule=ONE_PER_CLASS)
+
+
+@register
+class NLLLoss(_ClassAxis):
+    name, aliases, references = torch_names("nll_loss", "NLLLoss")
+    summary = "Negative log-likelihood of class indices under log-probabilities (PyTorch), class axis 1."
+    formula = r"\ell_n = -w_{y_n}\, x_{n, y_n}\quad (0 \text{ where } y_n = \text{ignore\_index})"
+    params = (CLASS_WEIGHT, IGNORE_INDEX)
+    y_true_doc = "class indices in [0, C) or ignore_index, shaped like y_pred without the class axis"
+    y_pred_doc = "log-probabilities, " + _ClassAxis.y_pred_doc
+    notes = ("mean divides by the summed weights of the targets that are not ignore_index (by their count without "
+             "weight). If every target is ignored PyTorch's mean is NaN: the service answers 422. The input is used "
+             "as sent (no clamp, no check that rows are log-probabilities). The Hessian is 0 (linear).")
+    test_variants = ({"weight": [0.5, 1.0, 2.0]},)
+    examples = ({"y_true": [0, 2], "y_pred": [[-0.5, -1.2, -2.3], [-1.6, -0.9, -0.8]]},
+                {"y_true": [0, 2, -100], "y_pred": [[-0.5, -1.2, -2.3], [-1.6, -0.9, -0.8], [-0.1, -3.0, -2.5]],
+                 "params": {"weight": [1.0, 2.0, 0.5]}})
+
+    def sampled_pred(self, x, k, decimals):
+        out = log_softmax(x, axis=k)
+        return np.round(out, decimals) if decimals is not None else out
+
+    def evaluate(self, labels, x, p) -> Evaluation:
+        k = self.class_axis(x)
+        valid, safe, wy = self.picked(labels, x, p)
+        xy = np.take_along_axis(x, safe, axis=k).squeeze(k)
+        per_sample = -wy * xy
+
+        def vjp(up):
+            g = np.zeros_like(x)
+            np.put_along_axis(g, safe, np.expand_dims(-wy * up, k), axis=k)
+            return g
+
+        return Evaluation(per_sample, vjp, lambda up: np.zeros_like(x), normaliser=wy.sum(dtype=x.dtype))
+
+
+@register
+class CrossEntropyLoss(_ClassAxis):
+    name, aliases, references = torch_names("cross_entropy", "CrossEntropyLoss")
+    summary = "Cross-entropy of logits against class indices or class probabilities (PyTorch), class axis 1."
+    formula = (r"\ell_n = (1-\varepsilon)\big(-w_{y_n}\log p_{n,y_n}\big) + \frac{\varepsilon}{C}\sum_c -w_c \log "
+               r"p_{n,c},\quad p = \operatorname{softmax}(x) \text{ over the class axis}; \text{ probability targets: }"
+               r" \ell_n = -\sum_c w_c y'_{n,c}\log p_{n,c},\ y' = (1-\varepsilon) y + \varepsilon/C")
+    params = (CLASS_WEIGHT, IGNORE_INDEX,
+              Param("label_smoothing", FLOAT, 0.0, "the share epsilon of the target spread uniformly over the classes",
+                    UNIT))
+    y_true_doc = ("class indices in [0, C) or ignore_index, shaped like y_pred without the class axis, or class "
+                  "probabilities in [0, 1] shaped like y_pred")
+    y_pred_doc = "logits, " + _ClassAxis.y_pred_doc
+    other_targets = ", or probabilities of y_pred's shape"
+    notes = ("Index targets: mean divides by the summed weights w[y] of the targets that are not ignore_index (with "
+             "label smoothing too); if every target is ignored PyTorch's mean is NaN and the service answers 422. "
+             "Probability targets: mean divides by the number of per-sample values, and ignore_index does not apply.")
+    test_variants = ({"weight": [0.5, 1.0, 2.0]}, {"weight": [0.5, 1.0, 2.0], "label_smoothing": 0.2})
+    examples = ({"y_true": [0, 2], "y_pred": [[2.0, 0.5, -1.0], [0.1, 0.2, 1.5]]},
+                {"y_true": [0, 2, -100], "y_pred": [[2.0, 0.5, -1.0], [0.1, 0.2, 1.5], [0.3, 0.3, 0.3]],
+                 "params": {"weight": [1.0, 2.0, 0.5], "label_smoothing": 0.1}},
+                {"y_true": [[0.7, 0.2, 0.1], [0.0, 0.5, 0.5]], "y_pred": [[2.0, 0.5, -1.0], [0.1, 0.2, 1.5]]})
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim and y_true.shape == y_pred.shape:
+            checks.check_interval(y_true, UNIT, "y_true", "class probabilities")
+            return y_true, y_pred
+        return super().prepare(y_true, y_pred, p)
+
+    def evaluate(self, y, x, p) -> Evaluation:
+        k = self.class_axis(x)
+        n_classes = x.shape[k]
+        dt = x.dtype.type
+        eps = dt(p["label_smoothing"])
+        logp = log_softmax(x, axis=k)
+        prob = np.exp(logp)
+        w = None if p["weight"] is None else self.per_class(p["weight"], x, k)
+        if y.shape == x.shape:  # probabilities
+            target = y if not eps else (1 - eps) * y + eps / dt(n_classes)
+            wt = target if w is None else target * w
+            per_sample = -(wt * logp).sum(axis=k)
+            total = np.expand_dims(wt.sum(axis=k), k)
+            d1 = prob * total - wt
+            d2 = total * prob * (1 - prob)
+            normaliser = None
+        else:
+            valid, safe, wy = self.picked(y, x, p)
+            a = (1 - eps) * wy
+            per_sample = -a * np.take_along_axis(logp, safe, axis=k).squeeze(k)
+            d1 = np.expand_dims(a, k) * prob
+            np.put_along_axis(d1, safe, np.take_along_axis(d1, safe, axis=k) - np.expand_dims(a, k), axis=k)
+            coef = np.expand_dims(a, k)
+            if eps:
+                b = (eps / dt(n_classes)) * (np.ones_like(prob) if w is None else np.broadcast_to(w, prob.shape))
+                b = b * np.expand_dims(valid, k)
+                per_sample = per_sample - (b * logp).sum(axis=k)
+                big_b = b.sum(axis=k, keepdims=True)
+                d1 = d1 + prob * big_b - b
+                coef = coef + big_b
+            d2 = coef * prob * (1 - prob)
+            normaliser = wy.sum(dtype=x.dtype)
+        return Evaluation(per_sample, lambda up: d1 * np.expand_dims(up, k), lambda up: d2 * np.expand_dims(up, k),
+                          normaliser=normaliser)
