@@ -546,3 +546,132 @@ class CrossEntropyLoss(_ClassAxis):
             normaliser = wy.sum(dtype=x.dtype)
         return Evaluation(per_sample, lambda up: d1 * np.expand_dims(up, k), lambda up: d2 * np.expand_dims(up, k),
                           normaliser=normaliser)
+
+
+# --- stacked pairs and multilabel rows -------------------------------------------------------------
+
+class _StackedPair(_TorchLoss):
+    """Two inputs stacked along a new axis 1 of y_pred, in PyTorch's argument order, and ±1 targets
+    shaped like y_pred without that axis (and, for the embeddings, without the last)."""
+
+    y_true_kind = "pm1"
+
+    def target_shape(self, x: np.ndarray) -> tuple[int, ...]:
+        return x.shape[:1] + x.shape[2:]
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim < 2 or y_pred.shape[1] != 2:
+            raise ShapeError(f"y_pred must stack the two inputs along axis 1, shape {self.y_pred_shape_doc}; got shape "
+                             f"{list(y_pred.shape)}.", ("y_pred",))
+        want = self.target_shape(y_pred)
+        if y_true.shape != want:
+            raise ShapeError(f"y_true has shape {list(y_true.shape)} but must have shape {list(want)} for y_pred of "
+                             f"shape {list(y_pred.shape)}.", ("y_true",))
+        checks.check_in_set(y_true, (-1.0, 1.0), "y_true", "labels in {-1, 1}")
+        return y_true, y_pred
+
+    def sample(self, rng, shape, p, decimals=None):
+        y = sampling.draw("pm1", rng, self.target_shape(np.empty(shape)), decimals)
+        return {"y_true": y, "y_pred": sampling.draw("real", rng, shape, decimals)}
+
+
+@register
+class MarginRankingLoss(_StackedPair):
+    name, aliases, references = torch_names("margin_ranking_loss", "MarginRankingLoss")
+    summary = "Margin ranking loss of two stacked scores with ±1 labels (PyTorch)."
+    formula = r"\ell_n = \max(0, -y_n (x_{n,1} - x_{n,2}) + m)"
+    params = (Param("margin", FLOAT, 0.0, "the margin m", REAL),)
+    hessian = True
+    y_pred_shape_doc = "(N, 2)"
+    y_true_doc = PM1_DOC + ", shape (N,)"
+    y_pred_doc = "input1 and input2 stacked along axis 1: shape (N, 2)"
+    per_sample_doc = "(N,) (reduction='none')"
+    sample_shape = (5, 2)
+    notes = ("max(0, .) is PyTorch's clamp_min: at exactly the margin the gradient is the full ∓y, not 0. The "
+             "gradient is stacked like y_pred. Labels other than ±1 are refused (PyTorch does not check them).")
+    examples = ({"y_true": [1, -1, 1], "y_pred": [[0.5, 0.2], [0.1, 0.4], [-0.3, 0.6]], "params": {"margin": 0.1}},)
+
+    def evaluate(self, y, x, p) -> Evaluation:
+        z = -y * (x[:, 0] - x[:, 1]) + x.dtype.type(p["margin"])
+        active = (z >= 0).astype(x.dtype)
+        return Evaluation(np.maximum(z, 0), lambda up: np.stack([-y * active * up, y * active * up], axis=1),
+                          lambda up: np.zeros_like(x))
+
+
+COSINE_EPS = 1e-12  # ATen's EPSILON under each squared norm
+
+
+@register
+class CosineEmbeddingLoss(_StackedPair):
+    name, aliases, references = torch_names("cosine_embedding_loss", "CosineEmbeddingLoss")
+    summary = "Cosine embedding loss of two stacked embeddings with ±1 labels (PyTorch)."
+    formula = (r"\ell_n = \begin{cases} 1 - \cos_n & y_n = 1 \\ \max(0, \cos_n - m) & y_n = -1\end{cases},\quad "
+               r"\cos_n = \frac{u_n\cdot v_n}{\sqrt{(\|u_n\|^2 + 10^{-12})(\|v_n\|^2 + 10^{-12})}}")
+    params = (Param("margin", FLOAT, 0.0, "the margin m for dissimilar pairs (PyTorch suggests [-1, 1])", REAL),)
+    y_pred_shape_doc = "(N, 2, D)"
+    y_true_doc = PM1_DOC + ", shape (N,)"
+    y_pred_doc = "input1 and input2 stacked along axis 1: shape (N, 2, D)"
+    per_sample_doc = "(N,) (reduction='none')"
+    sample_shape = (4, 2, 3)
+    notes = ("As PyTorch, 1e-12 is added under each squared norm. max(0, .) is clamp_min: at exactly the margin the "
+             "gradient is passed in full. No Hessian is offered. Labels other than ±1 are refused.")
+    examples = ({"y_true": [1, -1], "y_pred": [[[1.0, 0.0, 1.0], [0.5, 0.5, 0.0]], [[0.2, 0.9, 0.1], [0.3, 0.8, 0.0]]]},)
+
+    def target_shape(self, x):
+        return x.shape[:1]
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim != 3:
+            raise ShapeError(f"y_pred must stack the two embeddings along axis 1, shape (N, 2, D); got shape "
+                             f"{list(y_pred.shape)}.", ("y_pred",))
+        return super().prepare(y_true, y_pred, p)
+
+    def evaluate(self, y, x, p) -> Evaluation:
+        dt = x.dtype.type
+        u, v = x[:, 0], x[:, 1]
+        prod = (u * v).sum(axis=-1)
+        m1 = (u * u).sum(axis=-1) + dt(COSINE_EPS)
+        m2 = (v * v).sum(axis=-1) + dt(COSINE_EPS)
+        denom = np.sqrt(m1 * m2)
+        cos = prod / denom
+        negative = cos - dt(p["margin"])
+        per_sample = np.where(y == 1, 1 - cos, np.maximum(negative, 0))
+        slope = np.where(y == 1, -1, np.where(negative >= 0, 1, 0)).astype(x.dtype)  # d loss / d cos
+
+        def vjp(up):
+            c = (slope * up)[:, None]
+            du = v / denom[:, None] - (cos / m1)[:, None] * u
+            dv = u / denom[:, None] - (cos / m2)[:, None] * v
+            return np.stack([c * du, c * dv], axis=1)
+
+        return Evaluation(per_sample, vjp, None)
+
+
+@register
+class MultiLabelSoftMarginLoss(TorchElementwise):
+    name, aliases, references = torch_names("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss")
+    summary = "Multi-label logistic loss, the mean over classes of each row (PyTorch)."
+    formula = r"\ell_n = -\frac{1}{C}\sum_c w_c\big[y_{n,c}\log\sigma(x_{n,c}) + (1 - y_{n,c})\log\sigma(-x_{n,c})\big]"
+    params = (Param("weight", ARRAY, None, "a weight per class (null: 1)", shape_rule=ONE_PER_CLASS),)
+    axis_reduction = "mean"
+    y_true_doc = "targets in [0, 1] (0/1 labels), shape (N, C)"
+    y_pred_doc = "scores (logits), shape (N, C)"
+    per_sample_doc = "(N,): the mean over the classes (reduction='none')"
+    y_true_interval = UNIT
+    y_true_kind, y_pred_kind = "binary", "logits"
+    sample_shape = (4, 5)
+    test_variants = ({"weight": [0.5, 1.0, 2.0, 1.5, 0.7]},)
+    examples = ({"y_true": [[1, 0, 1], [0, 0, 1]], "y_pred": [[0.8, -1.2, 0.3], [-0.5, 0.1, 2.0]]},)
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim != 2:
+            raise ShapeError(f"y_pred must have shape (N, C); got shape {list(y_pred.shape)}.", ("y_pred",))
+        return super().prepare(y_true, y_pred, p)
+
+    def terms(self, y, x, p) -> Terms:
+        one = x.dtype.type(1)
+        w = p["weight"]
+        weigh = (lambda a: a) if w is None else (lambda a: a * w)
+        value = y * softplus(-x) + (one - y) * softplus(x)
+        s = sigmoid(x)
+        return weigh(value), lambda: weigh(s - y), lambda: weigh(s * (one - s))
