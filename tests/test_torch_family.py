@@ -249,3 +249,11 @@ def test_a_class_weight_of_the_wrong_length_names_both_shapes():
     with pytest.raises(ShapeError) as err:
         compute("torch.cross_entropy", [0, 1], [[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]], params={"weight": [1.0, 2.0]})
     assert "[2]" in err.value.detail and "[2, 3]" in err.value.detail
+
+
+@pytest.mark.anyio
+async def test_triplet_takes_no_y_true_and_other_losses_still_require_it(client):
+    body = {"y_pred": [[[0.0, 1.0], [0.1, 0.9], [1.0, 0.0]]]}
+    assert (await client.post("/v1/losses/torch.triplet_margin_loss", json=body)).status_code == 200
+    refused = assert_problem(await client.post("/v1/losses/torch.mse_loss", json={"y_pred": [1.0, 2.0]}), 422, "y_true")
+    assert refused["type"] == "/problems/y-true-required"

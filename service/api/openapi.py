@@ -39,6 +39,9 @@ SCHEMA_INEXPRESSIBLE = {
     "not-in-family": "on POST /v1/losses/{name} only: a reduction or a sample_weight that the family of the loss in "
                      "the path does not take (torch.* losses: mean, sum, none, batchmean for kl_div, no sample_weight; "
                      "Keras losses: no batchmean); each loss's catalogue entry lists its reductions",
+    "y-true-required": "a missing y_true for a loss that needs one: y_true is optional in the schema because some "
+                       "losses do not use it (torch.triplet_margin_loss; its catalogue entry says so), and which "
+                       "loss needs it depends on the loss named",
     "limit-exceeded": "413: a size over a configured limit that is a sum or a product (numbers in all arrays, an "
                       "exercise's shape, a loss's work)",
 }

@@ -97,7 +97,8 @@ def prepare_call(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params:
     y_pred = np.asarray(y_pred, dtype=dt)
     if y_true is None:
         if spec.y_true_required:
-            raise InvalidInput("y_true is required for this loss.", ("y_true",))
+            raise InvalidInput("y_true is required for this loss.", ("y_true",), slug="y-true-required",
+                               title="y_true is required")
         y_true = np.zeros_like(y_pred)
     else:
         y_true = np.asarray(y_true, dtype=dt)

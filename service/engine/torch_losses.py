@@ -18,7 +18,7 @@ from . import checks, sampling
 from ._math import Elementwise, Terms, log_softmax, sigmoid, sign, softplus
 from .errors import DomainError, ShapeError
 from .params import (ARRAY, BOOL, BROADCASTS_TO_Y_PRED, FLOAT, INT, NON_NEGATIVE, ONE_PER_CLASS, POSITIVE, REAL, UNIT,
-                     Param)
+                     Interval, Param)
 from .reduction import PYTORCH
 from .registry import Evaluation, Loss, register
 
@@ -675,3 +675,138 @@ class MultiLabelSoftMarginLoss(TorchElementwise):
         value = y * softplus(-x) + (one - y) * softplus(x)
         s = sigmoid(x)
         return weigh(value), lambda: weigh(s - y), lambda: weigh(s * (one - s))
+
+
+@register
+class MultiMarginLoss(_ClassAxis):
+    name, aliases, references = torch_names("multi_margin_loss", "MultiMarginLoss")
+    summary = "Multi-class hinge loss (Weston-Watkins) of scores against class indices (PyTorch)."
+    formula = r"\ell_n = \frac{1}{C}\sum_{i \ne y_n} w_{y_n} \max(0, m - x_{n,y_n} + x_{n,i})^p"
+    params = (Param("p", INT, 1, "the power: 1 or 2", Interval(1, 2)),
+              Param("margin", FLOAT, 1.0, "the margin m", REAL),
+              Param("weight", ARRAY, None, "a weight per class, applied by the target's class (null: 1)",
+                    shape_rule=ONE_PER_CLASS))
+    y_true_doc = "class indices in [0, C), shape (N,) (a bare integer for a 1-D y_pred)"
+    y_pred_doc = "scores, shape (N, C) or (C)"
+    per_sample_doc = "(N,) (reduction='none')"
+    notes = ("As PyTorch: with p = 2 the weight multiplies after the power (w[y] z^2, not (w[y] z)^2), and a term "
+             "exactly at the margin (z = 0) has gradient 0 (the kernel counts only z > 0).")
+    test_variants = ({"p": 2, "weight": [0.5, 1.0, 2.0]},)
+    test_shapes = ((4, 3),)
+    examples = ({"y_true": [0, 2], "y_pred": [[0.1, 0.5, -0.3], [0.8, 0.2, 0.4]]},
+                {"y_true": [0, 2], "y_pred": [[0.1, 0.5, -0.3], [0.8, 0.2, 0.4]], "params": {"p": 2, "weight": [2, 1, 1]}})
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim > 2:
+            raise ShapeError(f"y_pred must have shape (N, C) or (C); got shape {list(y_pred.shape)}.", ("y_pred",))
+        k = self.class_axis(y_pred)
+        want = y_pred.shape[:k]
+        if y_true.shape != want:
+            raise ShapeError(f"y_true has shape {list(y_true.shape)}; for y_pred of shape {list(y_pred.shape)} the "
+                             f"class indices must have shape {list(want)}.", ("y_true",))
+        return checks.as_labels(y_true, "y_true", y_pred.shape[k]), y_pred
+
+    def evaluate(self, labels, x, p) -> Evaluation:
+        squeeze = x.ndim == 1
+        x2 = x.reshape(1, -1) if squeeze else x
+        lab = labels.reshape(1) if squeeze else labels
+        dt = x.dtype.type
+        n_classes = x2.shape[1]
+        idx = lab[:, None]
+        xy = np.take_along_axis(x2, idx, axis=1)
+        z = dt(p["margin"]) - xy + x2
+        active = z > 0
+        np.put_along_axis(active, idx, False, axis=1)
+        wy = (np.ones(lab.shape, dtype=x.dtype) if p["weight"] is None else p["weight"][lab])[:, None] / dt(n_classes)
+        zp = np.where(active, z if p["p"] == 1 else z * z, 0)
+        per_sample = (wy * zp).sum(axis=1)
+        slope = np.where(active, wy * (1 if p["p"] == 1 else 2 * z), 0)
+        curve = np.where(active, wy * (0 if p["p"] == 1 else 2), 0)
+
+        def vjp(up):
+            g = slope * up.reshape(-1, 1)
+            np.put_along_axis(g, idx, -g.sum(axis=1, keepdims=True), axis=1)
+            return g.reshape(x.shape)
+
+        def hess(up):
+            h = curve * up.reshape(-1, 1)
+            np.put_along_axis(h, idx, h.sum(axis=1, keepdims=True), axis=1)
+            return h.reshape(x.shape)
+
+        return Evaluation(per_sample.reshape(labels.shape), vjp, hess)
+
+
+@register
+class TripletMarginLoss(_TorchLoss):
+    name, aliases, references = torch_names("triplet_margin_loss", "TripletMarginLoss")
+    summary = "Triplet margin loss of stacked anchor, positive and negative embeddings (PyTorch)."
+    formula = (r"\ell_n = \max(0, d(a_n, p_n) - d(a_n, n_n) + m),\quad d(u, v) = \|u - v + \epsilon\|_p"
+               r"\ (\text{swap: } d(a, n) \leftarrow \min(d(a, n), d(p, n)))")
+    params = (Param("margin", FLOAT, 1.0, "the margin m", REAL),
+              Param("p", FLOAT, 2.0, "the norm degree", POSITIVE),
+              Param("eps", FLOAT, 1e-6, "added to each difference before the norm", NON_NEGATIVE),
+              Param("swap", BOOL, False, "use the smaller of d(a, n) and d(p, n) (Balntas et al. 2016)"))
+    y_true_required = False
+    y_true_doc = "unused (may be omitted; any array sent is ignored)"
+    y_pred_doc = "anchor, positive and negative stacked along axis 1: shape (N, 3, D)"
+    per_sample_doc = "(N,) (reduction='none')"
+    sample_shape = (4, 3, 3)
+    notes = ("As PyTorch, eps is added to the difference (d = ||u - v + eps||_p). max(0, .) is clamp_min: at exactly "
+             "the margin the gradient is passed in full. No Hessian is offered.")
+    examples = ({"y_pred": [[[0.0, 1.0], [0.1, 0.9], [1.0, 0.0]], [[0.5, 0.5], [0.9, 0.1], [0.4, 0.6]]]},)
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim != 3 or y_pred.shape[1] != 3:
+            raise ShapeError(f"y_pred must stack anchor, positive and negative along axis 1, shape (N, 3, D); got "
+                             f"shape {list(y_pred.shape)}.", ("y_pred",))
+        return None, y_pred
+
+    def sample(self, rng, shape, p, decimals=None):
+        # y_true is unused: a placeholder of zeros, one per triplet, keeps the exercise's shape simple
+        return {"y_true": np.zeros(shape[:1]), "y_pred": sampling.draw("real", rng, shape, decimals)}
+
+    @staticmethod
+    def _distance(u, v, p, eps):
+        """(||u - v + eps||_p, its gradient with respect to u)."""
+        w = u - v + eps
+        a = np.abs(w)
+        if p == 2:
+            d = np.sqrt((w * w).sum(axis=-1))
+            grad = w / np.where(d > 0, d, 1)[:, None]
+        elif p == 1:
+            d = a.sum(axis=-1)
+            grad = np.sign(w)
+        else:
+            d = (a ** p).sum(axis=-1) ** (1 / p)
+            grad = np.sign(w) * a ** (p - 1) / np.where(d > 0, d, 1)[:, None] ** (p - 1)
+        return d, grad
+
+    def evaluate(self, y_true, x, p) -> Evaluation:
+        dt = x.dtype.type
+        order, eps = dt(p["p"]), dt(p["eps"])
+        a, pos, neg = x[:, 0], x[:, 1], x[:, 2]
+        d_ap, g_ap = self._distance(a, pos, order, eps)
+        d_an, g_an = self._distance(a, neg, order, eps)
+        use_pn = np.zeros(d_an.shape, dtype=bool)
+        if p["swap"]:
+            d_pn, g_pn = self._distance(pos, neg, order, eps)
+            use_pn = d_pn < d_an
+            d_neg = np.where(use_pn, d_pn, d_an)
+        else:
+            d_neg = d_an
+        z = d_ap - d_neg + dt(p["margin"])
+        active = (z >= 0).astype(x.dtype)
+
+        def vjp(up):
+            c = (active * up)[:, None]
+            ga, gp, gn = c * g_ap, -c * g_ap, np.zeros_like(a)
+            an = np.where(use_pn[:, None], 0, 1).astype(x.dtype)
+            ga = ga - c * an * g_an
+            gn = gn + c * an * g_an
+            if p["swap"]:
+                pn = 1 - an
+                gp = gp - c * pn * g_pn
+                gn = gn + c * pn * g_pn
+            return np.stack([ga, gp, gn], axis=1)
+
+        return Evaluation(np.maximum(z, 0), vjp, None)
