@@ -52,6 +52,7 @@ class Watch:
         self.peak = 0
         self.health: list[int | str] = []
         self._stop = threading.Event()
+        self._first_poll = threading.Event()
         self._threads = [threading.Thread(target=self._sample, daemon=True),
                          threading.Thread(target=self._poll, daemon=True)]
 
@@ -67,11 +68,15 @@ class Watch:
                     self.health.append(client.get("/healthz").status_code)
                 except httpx.HTTPError as exc:
                     self.health.append(type(exc).__name__)
+                self._first_poll.set()
                 time.sleep(0.05)
 
     def __enter__(self) -> Watch:
         for t in self._threads:
             t.start()
+        # the case starts once /healthz has been polled: on a slow machine (emulated aarch64) building
+        # the client alone took over a second, and a short case ended before the first poll
+        assert self._first_poll.wait(GENEROUS), "/healthz was not polled at all"
         return self
 
     def __exit__(self, *exc) -> None:
