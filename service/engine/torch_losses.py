@@ -810,3 +810,68 @@ class TripletMarginLoss(_TorchLoss):
             return np.stack([ga, gp, gn], axis=1)
 
         return Evaluation(np.maximum(z, 0), vjp, None)
+
+
+@register
+class MultiLabelMarginLoss(_TorchLoss):
+    name, aliases, references = torch_names("multilabel_margin_loss", "MultiLabelMarginLoss")
+    summary = "Multi-label hinge loss of scores against lists of target classes padded with -1 (PyTorch)."
+    formula = (r"\ell_n = \frac{1}{C}\sum_{j \in T_n}\sum_{i \notin T_n} \max(0, 1 - (x_{n,j} - x_{n,i})),\quad "
+               r"T_n = \text{the entries of } y_n \text{ before its first } -1")
+    hessian = True
+    y_true_doc = ("class indices in [0, C) shaped like y_pred, each row's targets first and then -1 (everything from "
+                  "the first -1 on is ignored)")
+    y_pred_doc = "scores, shape (N, C) or (C)"
+    per_sample_doc = "(N,) (reduction='none'; () for a 1-D y_pred)"
+    work_doc = "N·C·C: every (target, non-target) pair of each row"
+    sample_shape = (3, 4)
+    notes = ("As PyTorch: a target repeated in a row counts twice, everything after the first -1 is ignored, and a "
+             "term exactly at the margin has gradient 0. The Hessian is 0 (piecewise linear).")
+    examples = ({"y_true": [[3, 0, -1, 1]], "y_pred": [[0.1, 0.2, 0.4, 0.8]]},)
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim not in (1, 2) or y_true.shape != y_pred.shape:
+            raise ShapeError(f"y_pred must have shape (N, C) or (C) and y_true the same shape; got y_true "
+                             f"{list(y_true.shape)} and y_pred {list(y_pred.shape)}.", ("y_true",))
+        labels = checks.as_labels(y_true, "y_true", None)
+        rows = labels.reshape(-1, labels.shape[-1])
+        kept = np.cumprod(rows != -1, axis=1).astype(bool).reshape(labels.shape)  # before the first -1
+        bad = kept & ((labels < 0) | (labels >= y_pred.shape[-1]))
+        if bad.any():
+            idx = checks.first_index(bad)
+            raise DomainError(f"y_true's targets (before a row's first -1) must be class indices in [0, "
+                              f"{y_pred.shape[-1] - 1}] or -1; y_true{''.join(f'[{i}]' for i in idx)} = "
+                              f"{int(labels[tuple(idx)])}.", ("y_true", *idx))
+        return np.where(kept, labels, -1), y_pred
+
+    def work(self, y_true, y_pred, p):
+        return int(y_pred.size * y_pred.shape[-1])
+
+    def sample(self, rng, shape, p, decimals=None):
+        n_classes = shape[-1]
+        rows = int(np.prod(shape[:-1]))
+        labels = -np.ones((rows, n_classes))
+        for r in range(rows):
+            k = int(rng.integers(1, n_classes))
+            labels[r, :k] = rng.permutation(n_classes)[:k]
+        return {"y_true": labels.reshape(shape), "y_pred": sampling.draw("real", rng, shape, decimals)}
+
+    def evaluate(self, labels, x, p) -> Evaluation:
+        dt = x.dtype.type
+        n_classes = x.shape[-1]
+        lab, x2 = labels.reshape(-1, n_classes), x.reshape(-1, n_classes)
+        counts = np.zeros_like(x2)
+        rows = np.repeat(np.arange(lab.shape[0]), n_classes)
+        kept = lab.ravel() >= 0
+        np.add.at(counts, (rows[kept], lab.ravel()[kept]), 1)  # a repeated target counts twice
+        other = (counts == 0).astype(x.dtype)
+        z = 1 - x2[:, :, None] + x2[:, None, :]  # [n, j (target), i (other)]
+        pairs = counts[:, :, None] * other[:, None, :] / dt(n_classes)
+        per_sample = (pairs * np.maximum(z, 0)).sum(axis=(1, 2))
+        slope = pairs * (z > 0)
+
+        def vjp(up):
+            s = slope * up.reshape(-1, 1, 1)
+            return (s.sum(axis=1) - s.sum(axis=2)).reshape(x.shape)
+
+        return Evaluation(per_sample.reshape(x.shape[:-1]), vjp, lambda up: np.zeros_like(x))
