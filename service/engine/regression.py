@@ -34,6 +34,13 @@ class MeanSquaredError(MeanOverAxis):
         return sums, lambda: e, lambda: np.full_like(x, x.dtype.type(2))
 
 
+def absolute_error_terms(y: np.ndarray, x: np.ndarray) -> Terms:
+    """|x - y| elementwise with its derivatives sign(x - y) (0 at x == y) and 0: Keras's MAE and
+    PyTorch's L1 share it, only their axis reduction differs."""
+    e = x - y
+    return np.abs(e), lambda: sign(e), lambda: np.zeros_like(x)
+
+
 @register
 class MeanAbsoluteError(MeanOverAxis):
     """``mean(|y_pred - y_true|)``; the derivative of |e| at e = 0 is 0."""
@@ -48,8 +55,7 @@ class MeanAbsoluteError(MeanOverAxis):
     examples = ({"y_true": [[0.0, 1.0], [0.0, 0.0]], "y_pred": [[1.0, 1.0], [1.0, 0.0]]},)
 
     def terms(self, y, x, p) -> Terms:
-        e = x - y
-        return np.abs(e), lambda: sign(e), lambda: np.zeros_like(x)
+        return absolute_error_terms(y, x)
 
 
 @register

@@ -20,6 +20,7 @@ from .errors import DomainError, ShapeError
 from .params import (ARRAY, BOOL, BROADCASTS_TO_Y_PRED, FLOAT, INT, NON_NEGATIVE, ONE_PER_CLASS, POSITIVE, REAL, UNIT,
                      Interval, Param)
 from .reduction import PYTORCH
+from .regression import absolute_error_terms
 from .registry import Evaluation, Loss, register
 
 DOCS = "https://pytorch.org/docs/stable/generated/{}.html"
@@ -65,8 +66,7 @@ class L1Loss(TorchElementwise):
     examples = ({"y_true": [[0.0, 1.0], [0.0, 0.0]], "y_pred": [[1.0, 1.0], [1.0, 0.0]]},)
 
     def terms(self, y, x, p) -> Terms:
-        e = x - y
-        return np.abs(e), lambda: sign(e), lambda: np.zeros_like(x)
+        return absolute_error_terms(y, x)
 
 
 @register
