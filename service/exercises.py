@@ -19,7 +19,10 @@ The algorithm, for a request ``{loss, params, shape, seed, sample_weight, decima
    scaled to unit L2 norm. Each array is then rounded with ``numpy.round(x, decimals)`` (round
    half to even). Losses with structured inputs document their own draw in their ``sample``
    method: ``circle`` (labels that repeat, then unit embeddings) and ``ctc`` (label lengths,
-   tokens with trailing 0 padding, then logits), and any loss added later likewise.
+   tokens with trailing 0 padding, then logits) and ``torch.ctc_loss`` (input and target lengths,
+   targets, then log-probabilities), and any loss added later likewise. A loss whose data come with
+   parameters that describe them (``torch.ctc_loss``'s ``input_lengths`` and ``target_lengths``) draws
+   those too; they replace any sent and are returned in ``params``.
 4. When ``params.axis`` is a single axis other than the last, step 3 draws for the shape with
    that axis moved last, and the arrays of y_pred's rank are moved back with
    ``numpy.moveaxis(x, -1, axis)`` (labels, drawn without the class axis, stay as drawn).
@@ -165,6 +168,8 @@ def draft(spec: Loss, params: Mapping[str, Any] | None, shape: Sequence[int] | N
     except ShapeError as err:
         raise ShapeError(f"{where} {list(shape)} does not fit {spec.name}: {err.detail}", (*loc, "shape")) from None
     y_true, y_pred = (np.asarray(arrays[f], dtype=np.float64) for f in ("y_true", "y_pred"))
+    # parameters that describe the drawn data (CTC's lengths) come with it, checked like a client's
+    p.update(bind(spec.params, {**p, **arrays.get("params", {})}))
     if k is not None:
         y_true = np.moveaxis(y_true, -1, k) if y_true.ndim == len(shape) else y_true
         y_pred = np.moveaxis(y_pred, -1, k)

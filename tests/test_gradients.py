@@ -48,20 +48,35 @@ CASES = [(loss, params, shape) for loss in all_losses() for params in param_vari
          for shape in sample_shapes(loss)]
 
 
-def gaussian_nll_straight_through(inputs, params, upstream, numeric):
+def gaussian_nll_straight_through(inputs, params, reduction, numeric):
     """torch.gaussian_nll_loss clamps the variance at eps under no_grad: where var < eps the formula
     is flat in the variance (central differences give 0) but autograd passes the gradient at eps,
     0.5 (1/eps - d^2/eps^2), straight through to the variance."""
     eps = params.get("eps", 1e-6)
     x = np.asarray(inputs["y_pred"])
     d = x[:, 0] - inputs["y_true"]
+    upstream = _upstream(reduction, d.shape)
     clamped = x[:, 1] < eps
     out = numeric.copy()
     out[:, 1] = np.where(clamped, upstream * 0.5 * (1 / eps - d * d / eps**2), numeric[:, 1])
     return out
 
 
-PYTORCH_RULES = {"torch.gaussian_nll_loss": gaussian_nll_straight_through}
+def ctc_assumes_a_log_softmax(inputs, params, reduction, numeric):
+    """torch.ctc_loss's autograd gradient for log_probs is exp(x) - γ, the gradient with respect to
+    the logits of a log_softmax in front, where the formula's derivative is -γ: it adds exp(x) times
+    the sequence's upstream on the frames inside its input length (mean: 1 / (N max(S_n, 1)))."""
+    x = np.asarray(inputs["y_pred"])  # (T, N, C)
+    T, N, _ = x.shape
+    input_lengths = np.asarray(params["input_lengths"])
+    target_lengths = np.asarray(params["target_lengths"])
+    upstream = 1 / (N * np.maximum(target_lengths, 1)) if reduction == "mean" else np.ones(N)
+    used = np.arange(T)[:, None] < input_lengths[None, :]  # (T, N)
+    return numeric + np.where(used[:, :, None], upstream[None, :, None] * np.exp(x), 0)
+
+
+PYTORCH_RULES = {"torch.gaussian_nll_loss": gaussian_nll_straight_through,
+                 "torch.ctc_loss": ctc_assumes_a_log_softmax}
 
 
 def _upstream(reduction, per_sample_shape):
@@ -90,6 +105,7 @@ def _scalar(loss, inputs, params, weight, reduction, y_pred):
 def test_gradient_matches_central_differences(loss, params, shape):
     rng = rng_for(1234)
     inputs = loss.sample(rng, shape, {**{q.name: q.default for q in loss.params}, **params})
+    params = {**params, **inputs.get("params", {})}  # parameters drawn with the data (CTC's lengths)
     x0 = np.asarray(inputs["y_pred"], dtype=np.float64)
     base = compute(loss, inputs["y_true"], x0, params=params, reduction="none", outputs=("per_sample",))
     checked = 0
@@ -114,7 +130,7 @@ def test_gradient_matches_central_differences(loss, params, shape):
                                      reduction=reduction, outputs=("gradient",)).gradient
                     numeric_hess[idx] = (g_up[idx] - g_down[idx]) / (2 * H)
             if loss.name in PYTORCH_RULES:
-                numeric = PYTORCH_RULES[loss.name](inputs, params, _upstream(reduction, base.per_sample.shape), numeric)
+                numeric = PYTORCH_RULES[loss.name](inputs, params, reduction, numeric)
             scale = max(1.0, float(np.abs(numeric).max()))
             np.testing.assert_allclose(
                 r.gradient, numeric, rtol=1e-4, atol=1e-6 * scale,
@@ -143,7 +159,7 @@ def test_the_pytorch_rules_are_exercised():
                 continue
             inputs = loss.sample(rng_for(1234), shape, {**{q.name: q.default for q in loss.params}, **params})
             numeric = np.zeros_like(np.asarray(inputs["y_pred"], dtype=float))
-            hit |= bool(np.any(rule(inputs, params, 1.0, numeric) != numeric))
+            hit |= bool(np.any(rule(inputs, {**params, **inputs.get("params", {})}, "sum", numeric) != numeric))
         assert hit, name
 
 

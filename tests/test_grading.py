@@ -21,6 +21,9 @@ CASES = [
     ("sparse_categorical_crossentropy", {"from_logits": True}, {"seed": 4, "shape": [6, 3]}, "sum_over_batch_size"),
     ("binary_crossentropy", {}, {"seed": 5, "shape": [4, 5]}, "sum"),
     ("ctc", {}, {"seed": 6, "shape": [2, 6, 4]}, "mean_with_sample_weight"),
+    ("torch.cross_entropy", {"label_smoothing": 0.1}, {"seed": 7, "shape": [5, 4]}, "mean"),
+    # the exercise draws the lengths too; the grade request sends none
+    ("torch.ctc_loss", {"blank": 2}, {"seed": 8, "shape": [8, 3, 5]}, "mean"),
 ]
 IDS = [c[0] for c in CASES]
 OUTS = ["loss", "per_sample", "gradient"]
@@ -29,7 +32,7 @@ OUTS = ["loss", "per_sample", "gradient"]
 async def reference(client, loss, params, exercise, reduction, outputs=OUTS):
     """The exercise's inputs and the reference values from the loss endpoint."""
     ex = (await client.post("/v1/exercises", json={"loss": loss, "params": params, **exercise})).json()
-    body = {"y_true": ex["y_true"], "y_pred": ex["y_pred"], "params": params, "reduction": reduction,
+    body = {"y_true": ex["y_true"], "y_pred": ex["y_pred"], "params": ex["params"], "reduction": reduction,
             "outputs": outputs}
     if "sample_weight" in ex:
         body["sample_weight"] = ex["sample_weight"]

@@ -32,17 +32,18 @@ def _sampled(loss, elements: int):
     base = loss.sample_shape
     batch = max(base[0], math.ceil(elements / math.prod(base[1:])))
     s = loss.sample(rng_for(3), (batch, *base[1:]), p)
+    p = bind(loss.params, {**p, **s.get("params", {})})  # parameters drawn with the data (CTC's lengths)
     y_true, y_pred = np.asarray(s["y_true"], dtype=np.float64), np.asarray(s["y_pred"], dtype=np.float64)
-    return y_true, y_pred, loss.work(*loss.prepare(y_true, y_pred, p), p)
+    return y_true, y_pred, loss.work(*loss.prepare(y_true, y_pred, dict(p)), p), p
 
 
 @pytest.mark.parametrize("loss", LOSSES, ids=lambda loss: loss.name)
 def test_compute_refuses_inputs_over_max_work_before_computing(loss):
-    y_true, y_pred, work = _sampled(loss, 60)
+    y_true, y_pred, work, p = _sampled(loss, 60)
     assert work >= y_pred.size
-    assert compute(loss, y_true, y_pred, max_work=work).loss is not None
+    assert compute(loss, y_true, y_pred, params=p, max_work=work).loss is not None
     with pytest.raises(LimitExceeded) as refused:
-        compute(loss, y_true, y_pred, max_work=work - 1)
+        compute(loss, y_true, y_pred, params=p, max_work=work - 1)
     assert refused.value.status == 413 and f"{work:,}" in refused.value.detail
     assert loss.work_doc in refused.value.detail
 
@@ -55,10 +56,10 @@ def test_declared_work_bounds_the_memory_a_computation_takes(loss, dtype):
     bound is computed with), so a loss that builds pairs or a lattice without declaring it fails here.
     Measured at 200k units: Circle 123 B (float64) and 63 B (float32), CTC 47 and 42, the rest <= 73 and 37."""
     # y_pred of 50k values keeps the slack small beside the arrays (Circle's 5k already make 2.8M pairs)
-    y_true, y_pred, work = _sampled(loss, 5000 if loss.name == "circle" else 50_000)
+    y_true, y_pred, work, p = _sampled(loss, 5000 if loss.name == "circle" else 50_000)
     tracemalloc.start()
     try:
-        compute(loss, y_true, y_pred, outputs=("loss", "per_sample", "gradient"), dtype=dtype)
+        compute(loss, y_true, y_pred, params=p, outputs=("loss", "per_sample", "gradient"), dtype=dtype)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -34,8 +34,10 @@ SCHEMA_INEXPRESSIBLE = {
     "non-finite-result": "a result that overflows the dtype",
     "unsupported-output": "on POST /v1/losses/{name} only: a hessian of a loss that offers none (see its catalogue "
                           "entry)",
-    "invalid-parameter": "on POST /v1/losses/{name} only: parameters of another loss than the one in the path "
-                         "(OpenAPI cannot tie a body to a path parameter, so params is any loss's model there)",
+    "invalid-parameter": "on POST /v1/losses/{name}: parameters of another loss than the one in the path "
+                         "(OpenAPI cannot tie a body to a path parameter, so params is any loss's model there); "
+                         "everywhere but /v1/exercises: a required parameter left out (torch.ctc_loss's input_lengths "
+                         "and target_lengths, optional in the schema because an exercise draws them)",
     "not-in-family": "on POST /v1/losses/{name} only: a reduction or a sample_weight that the family of the loss in "
                      "the path does not take (torch.* losses: mean, sum, none, batchmean for kl_div, no sample_weight; "
                      "Keras losses: no batchmean); each loss's catalogue entry lists its reductions",

@@ -57,11 +57,13 @@ UNIT_OPEN = Interval(0.0, 1.0, low_inclusive=False, high_inclusive=False)
 UNIT_HALF_OPEN = Interval(0.0, 1.0, high_inclusive=False)
 
 # kinds of parameter value
-FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, FLOAT_OR_FLOATS, ARRAY = (
-    "float", "int", "bool", "axis", "axes", "optional_int", "float_or_floats", "array")
+FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, FLOAT_OR_FLOATS, ARRAY, INT_ARRAY = (
+    "float", "int", "bool", "axis", "axes", "optional_int", "float_or_floats", "array", "int_array")
+ARRAY_KINDS = (ARRAY, INT_ARRAY)  # array-valued: shape rules checked against the prepared inputs
 _JSON_TYPE = {FLOAT: "number", INT: "integer", BOOL: "boolean", AXIS: "integer",
               AXES: "integer | integer[] | null", OPTIONAL_INT: "integer | null",
-              FLOAT_OR_FLOATS: "number | number[]", ARRAY: "number[] (nested) | null"}
+              FLOAT_OR_FLOATS: "number | number[]", ARRAY: "number[] (nested) | null",
+              INT_ARRAY: "integer[] (nested) | null"}
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Param:
 
     @property
     def constraints(self) -> str | None:
-        parts = [f"values {self.interval.describe()}" if self.kind == ARRAY else self.interval.describe()
+        parts = [f"values {self.interval.describe()}" if self.kind in ARRAY_KINDS else self.interval.describe()
                  ] if self.interval is not None else []
         if self.shape_rule is not None:
             parts.append(f"shape must {self.shape_rule.text}")
@@ -123,13 +125,15 @@ class Param:
                              {"type": "null"}]},
             FLOAT_OR_FLOATS: {"anyOf": [number, {"type": "array", "items": number, "minItems": 1}]},
             ARRAY: {"anyOf": [_nested_numbers(number), {"type": "null"}]},
+            INT_ARRAY: {"anyOf": [_nested_numbers({"type": "integer", **_bounds(self.interval, -_EXACT_INT, _EXACT_INT)}),
+                                  {"type": "null"}]},
         }[self.kind]
         constraint = f" ({self.constraints})" if self.constraints else ""
         return {**schema, "default": self.default, "description": f"{self.description}{constraint}"}
 
     def validate(self, value: Any) -> Any:
         loc = ("params", self.name)
-        if self.kind == ARRAY:
+        if self.kind in ARRAY_KINDS:
             return None if value is None else self._array(value, loc)
         if self.kind == BOOL:
             if not isinstance(value, bool):
@@ -158,8 +162,9 @@ class Param:
         return self._check_interval(_as_float(value, self.name, loc), loc)
 
     def _array(self, value: Any, loc: tuple) -> np.ndarray:
-        """A rectangular array of finite numbers (float64; the loss casts it to the request's dtype).
-        Small by nature (one value per class or per entry), so it is read like the other parameters."""
+        """A rectangular array of finite numbers: float64 for ``ARRAY`` (``check_arrays`` casts it to the
+        request's dtype), int64 for ``INT_ARRAY``. Small by nature (one value per class, entry or
+        sequence), so it is read like the other parameters."""
         if isinstance(value, np.ndarray):  # already bound (an exercise's params, bound again)
             value = value.tolist()
         if not _only_numbers(value):
@@ -172,6 +177,13 @@ class Param:
                                  f"rows of equal length.", loc) from None
         if not np.isfinite(arr).all():
             raise ParameterError(f"params.{self.name} must hold finite numbers.", loc)
+        if self.kind == INT_ARRAY:
+            integral = (arr == np.round(arr)) & (np.abs(arr) <= _EXACT_INT)
+            if not integral.all():
+                idx = [int(i) for i in np.unravel_index(int(np.flatnonzero(~integral.ravel())[0]), arr.shape)]
+                raise ParameterError(f"params.{self.name} must hold integers of magnitude at most 2**53 - 1; "
+                                     f"params.{self.name}"
+                                     f"{''.join(f'[{i}]' for i in idx)} = {float(arr[tuple(idx)]):g}.", loc + tuple(idx))
         if self.interval is not None:
             ok = self.interval.contains(arr)
             if not ok.all():
@@ -179,7 +191,7 @@ class Param:
                 raise ParameterError(f"params.{self.name} values must be {self.interval.describe()}; "
                                      f"params.{self.name}{''.join(f'[{i}]' for i in idx)} = "
                                      f"{float(arr[tuple(idx)]):g}.", loc + tuple(idx))
-        return arr
+        return arr.astype(np.int64) if self.kind == INT_ARRAY else arr
 
     def _check_interval(self, value: float, loc: tuple) -> float:
         if self.interval is not None and not self.interval.contains(value):
@@ -196,6 +208,7 @@ def _only_numbers(value: Any) -> bool:
 
 FLOAT_MAX = float(np.finfo(np.float64).max)  # a literal beyond it reads as infinity, which is refused
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_EXACT_INT = 2**53 - 1  # INT_ARRAY values are read through float64, exact up to here
 
 
 def _bounds(interval: Interval | None, low: float, high: float) -> dict:
@@ -266,17 +279,19 @@ def bind(declared: Sequence[Param], given: Mapping[str, Any] | None) -> dict[str
 
 
 def check_arrays(declared: Sequence[Param], p: dict[str, Any], y_pred: np.ndarray) -> None:
-    """Check every array parameter's shape rule once, against the prepared y_pred, and cast it to
-    y_pred's dtype (float32 requests compute with float32 weights, as PyTorch does)."""
+    """Check every array parameter's shape rule against the prepared y_pred, and cast the real-valued
+    ones to y_pred's dtype (float32 requests compute with float32 weights, as PyTorch does; integer
+    arrays such as CTC's lengths stay int64)."""
     for q in declared:
         value = p.get(q.name)
-        if q.kind != ARRAY or value is None:
+        if q.kind not in ARRAY_KINDS or value is None:
             continue
         if q.shape_rule is not None and not q.shape_rule.fits(value.shape, y_pred.shape):
             raise ShapeError(f"params.{q.name} has shape {list(value.shape)}, which does not "
                              f"{q.shape_rule.text} {list(y_pred.shape)}; "
                              f"send an array that does (PyTorch refuses this shape too).", ("params", q.name))
-        p[q.name] = value.astype(y_pred.dtype, copy=False)
+        if q.kind == ARRAY:
+            p[q.name] = value.astype(y_pred.dtype, copy=False)
 
 
 def normalize_axes(axes: int | Sequence[int] | None, ndim: int, name: str = "axis") -> tuple[int, ...]:

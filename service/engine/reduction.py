@@ -162,7 +162,8 @@ class KerasReducer(Reducer):
 
 class TorchReducer(Reducer):
     """PyTorch's ``reduction``: ``mean`` divides the sum by the number of per-sample values (or by
-    the evaluation's ``normaliser``), ``batchmean`` by the size of the first axis."""
+    the evaluation's ``normaliser``: a number divides the sum, an array shaped like the values
+    divides each value before the mean), ``batchmean`` by the size of the first axis."""
 
     family, names, default, sample_weight = "pytorch", TORCH_REDUCTIONS, "mean", False
 
@@ -181,6 +182,13 @@ class TorchReducer(Reducer):
             divisor = dt(1)
         elif reduction == "batchmean":
             divisor = dt(values.shape[0] if values.ndim else 1)
+        elif isinstance(normaliser, np.ndarray):
+            # one divisor per value, then the mean over them (CTC: each sequence by its target length)
+            scaled = values / normaliser
+            size = dt(values.size)
+            upstream = dt(1) / size / normaliser
+            return Reduced(loss=np.asarray(scaled.sum(dtype=values.dtype) / size, dtype=values.dtype),
+                           per_sample=values, upstream=upstream.astype(values.dtype, copy=False))
         elif normaliser is not None and not normaliser:
             raise NonFiniteResult("PyTorch returns NaN for this request: reduction mean divides by the summed class "
                                   "weights of the targets that are not ignore_index, and they sum to 0 (every target "

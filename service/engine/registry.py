@@ -32,7 +32,9 @@ class Evaluation:
     vjp: Vjp | None  # upstream (per_sample's shape) -> d/dy_pred (y_pred's shape)
     hess: Vjp | None = None  # upstream -> diagonal of the Hessian of sum(upstream * per_sample)
     mask: np.ndarray | None = None  # Keras mask on the per-sample values (ignore_class, Circle)
-    normaliser: float | None = None  # PyTorch's mean divisor where it is not the count (class weights)
+    # PyTorch's mean where it is not the plain mean: a number divides the sum (the class weights of the
+    # targets), an array shaped like per_sample divides each value first (CTC's target lengths)
+    normaliser: float | np.ndarray | None = None
 
 
 class Loss:

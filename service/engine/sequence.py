@@ -1,10 +1,12 @@
-"""Sequence losses: CTC (Keras semantics), on an exact forward-backward.
+"""Sequence losses: CTC with Keras's semantics (``ctc``) and with PyTorch's (``torch.ctc_loss``), on one
+exact forward-backward.
 
 ``ctc_forward_backward`` is the shared core: it takes per-frame log-probabilities and integer
 label sequences and returns ``-log p(label | input)`` per sequence together with the normalised
 state-occupation probabilities summed per class (``gamma``), from which the gradient with respect
-to the logits is ``softmax(logits) - gamma``. It is written once so that a PyTorch-flavoured CTC
-(``torch.nn.CTCLoss``: own blank index, per-sequence input lengths) can reuse it.
+to the logits is ``softmax(logits) - gamma``. Both losses use it: Keras's on logits ``(B, T, C)``
+with every frame used, PyTorch's on log-probabilities ``(T, N, C)`` with its own blank index and
+per-sequence input and target lengths.
 
 Algorithm (Graves et al. 2006). The label ``l`` of length ``L`` is extended with blanks to
 ``l' = (blank, l_1, blank, ..., l_L, blank)`` of length ``S = 2L + 1``. With ``e[t, s]`` the
@@ -38,8 +40,10 @@ import numpy as np
 from . import checks
 from . import vecmath as vm
 from ._math import axis_sum, log_softmax
-from .errors import DomainError, ShapeError
+from .errors import DomainError, NonFiniteResult, ParameterError, ShapeError
+from .params import BOOL, INT, INT_ARRAY, NON_NEGATIVE, Param, ShapeRule, check_arrays
 from .registry import Evaluation, Loss, register
+from .torch_losses import _TorchLoss, torch_names
 
 
 def _lae3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -384,3 +388,186 @@ class CTC(Loss):
         if decimals is not None:
             logits = np.round(logits, decimals)
         return {"y_true": tokens.astype(np.float64), "y_pred": logits}
+
+
+ONE_PER_SEQUENCE = ShapeRule("hold one integer per sequence, shape [N] with N = y_pred.shape[1], for y_pred (T, N, C) "
+                             "of shape", lambda shape, target: len(target) == 3 and shape == (target[1],))
+
+
+def _index(field: str, *idx: int) -> str:
+    return field + "".join(f"[{i}]" for i in idx)
+
+
+@register
+class TorchCTC(_TorchLoss):
+    """``torch.nn.CTCLoss`` / ``F.ctc_loss``: PyTorch's layout, lengths, blank, reductions and gradient."""
+
+    name, aliases, references = torch_names("ctc_loss", "CTCLoss")
+    summary = ("Connectionist Temporal Classification on log-probabilities (T, N, C) with per-sequence input and "
+               "target lengths (PyTorch).")
+    formula = (r"\ell_n = -\log \sum_{\pi \in \mathcal{B}^{-1}(y_{n, 1..S_n})} \prod_{t=1}^{T_n} "
+               r"e^{x_{t, n, \pi_t}},\quad T_n = \text{input\_lengths}_n,\ S_n = \text{target\_lengths}_n;\ "
+               r"\text{mean} = \frac{1}{N}\sum_n \frac{\ell_n}{\max(S_n, 1)}")
+    params = (Param("input_lengths", INT_ARRAY, None, "required: the frames of each sequence, one integer per "
+                    "sequence, each at most T (frames after it are not used)", NON_NEGATIVE,
+                    shape_rule=ONE_PER_SEQUENCE),
+              Param("target_lengths", INT_ARRAY, None, "required: the length of each target, one integer per "
+                    "sequence (the first target_lengths[n] entries of y_true[n] are the target)", NON_NEGATIVE,
+                    shape_rule=ONE_PER_SEQUENCE),
+              Param("blank", INT, 0, "the class index of the blank, in [0, C)", NON_NEGATIVE),
+              Param("zero_infinity", BOOL, False, "give a target that no alignment can produce a loss of 0 and a "
+                    "zero gradient instead of infinity"))
+    y_true_doc = ("class indices (N, S) padded after each target (the padding is ignored, whatever it holds), or "
+                  "the N targets concatenated into one 1-D array of sum(target_lengths) indices")
+    y_pred_doc = "log-probabilities (T, N, C), PyTorch's layout (time first; for one sequence send (T, 1, C))"
+    per_sample_doc = "(N,): -log p(target | input) of each sequence (reduction='none')"
+    work_doc = CTC.work_doc
+    hessian = False
+    y_true_kind, y_pred_kind = "labels", "log_probabilities"
+    sample_shape = (6, 2, 4)
+    test_shapes = ((6, 2, 4), (5, 3, 3))
+    test_variants = ({"blank": 2}, {"zero_infinity": True})
+    notes = (
+        "As PyTorch: mean divides each sequence's loss by its target length (at least 1) and averages over the "
+        "batch; sum and none as usual. The gradient is autograd's for log_probs, exp(x) - γ on the frames inside "
+        "a sequence's input length and 0 after it (γ: the posterior probability of each class at each frame), "
+        "which is the gradient with respect to the logits of a log_softmax in front, not the formula's -γ: "
+        "PyTorch assumes the log-probabilities come out of a log_softmax. The log-probabilities are used as sent. "
+        "A target index equal to the blank is refused: PyTorch's documentation forbids it, and its CPU kernel, which "
+        "accepts it, then drops a state from the gradient of the last frame. A target that no alignment can produce (target_lengths[n] plus its repeated "
+        "consecutive tokens above input_lengths[n]) has infinite loss in PyTorch: the service answers 422, or "
+        "with zero_infinity gives it 0 and a zero gradient. 422s also for what PyTorch refuses: lengths above T or "
+        "the padded width S, a blank outside [0, C), target indices outside [0, C). Computed by the exact "
+        "forward-backward of the Keras ctc (float64 rescaled recursion, log-space fallback near underflow), so "
+        "float32 results can differ from PyTorch's float32 log-space kernel by its rounding on long inputs. No "
+        "Hessian: PyTorch has no second derivative of ctc_loss (its backward is not differentiable).")
+    examples = (
+        {"y_true": [[1, 2, 2], [3, 1, 0]],
+         "y_pred": [[[-1.25, -0.89, -1.58, -2.32], [-2.48, -3.13, -1.87, -0.33]],
+                    [[-2.06, -2.22, -0.89, -1.05], [-1.43, -2.67, -1.59, -0.72]],
+                    [[-1.7, -0.64, -2.37, -1.64], [-3.11, -1.19, -2.42, -0.58]],
+                    [[-0.76, -1.17, -3.97, -1.59], [-1.09, -0.9, -2.87, -1.61]],
+                    [[-2.71, -2.51, -0.26, -2.5], [-1.69, -0.59, -2.35, -1.79]]],
+         "params": {"input_lengths": [5, 4], "target_lengths": [3, 2]}},
+    )
+
+    def prepare(self, y_true, y_pred, p):
+        if y_pred.ndim != 3:
+            raise ShapeError(f"y_pred must be log-probabilities of shape (T, N, C), PyTorch's layout (time first; "
+                             f"for one sequence send (T, 1, C)); got shape {list(y_pred.shape)}.", ("y_pred",))
+        T, N, C = y_pred.shape
+        if p["blank"] >= C:
+            raise ParameterError(f"params.blank must be a class index in [0, {C - 1}] (y_pred has {C} classes); got "
+                                 f"{p['blank']}.", ("params", "blank"))
+        for name in ("input_lengths", "target_lengths"):
+            if p[name] is None:
+                raise ParameterError(f"params.{name} is required: one integer per sequence, a list of N = {N} "
+                                     f"integers for y_pred of shape {list(y_pred.shape)}.", ("params", name))
+        check_arrays(self.params, p, y_pred)  # the lengths' shapes before they are used here
+        input_lengths, target_lengths = p["input_lengths"], p["target_lengths"]
+        if np.any(input_lengths > T):
+            n = int(np.flatnonzero(input_lengths > T)[0])
+            raise DomainError(f"{_index('params.input_lengths', n)} = {int(input_lengths[n])} is above the {T} "
+                              f"frames of y_pred (shape {list(y_pred.shape)}); each input length must be at most T.",
+                              ("params", "input_lengths", n))
+        labels = self._targets(y_true, target_lengths, N, C)
+        inside = np.arange(labels.shape[1])[None, :] < target_lengths[:, None]
+        if np.any(inside & (labels == p["blank"])):
+            n, s = (int(i) for i in np.argwhere(inside & (labels == p["blank"]))[0])
+            at = ("y_true", int(target_lengths[:n].sum()) + s) if y_true.ndim == 1 else ("y_true", n, s)
+            raise DomainError(f"{_index(*at)} is the blank ({p['blank']}): a target index cannot be the blank "
+                              f"(PyTorch's documentation; its CPU kernel accepts it but its gradient at the last "
+                              f"frame then drops a state). Use another class for the blank (params.blank).", at)
+        return (labels, target_lengths, input_lengths), y_pred
+
+    @staticmethod
+    def _targets(y_true, target_lengths, N, C) -> np.ndarray:
+        """The (N, max(target_lengths)) int64 targets, padding set to 0; indices checked where used."""
+        if y_true.ndim == 1:  # PyTorch's concatenated form
+            total = int(target_lengths.sum())
+            if y_true.shape[0] != total:
+                raise ShapeError(f"a 1-D y_true holds the targets concatenated, sum(target_lengths) = {total} "
+                                 f"indices; got {y_true.shape[0]}. Send that many, or the padded form (N, S).",
+                                 ("y_true",))
+            flat = checks.as_labels(y_true, "y_true", C)
+            width = int(target_lengths.max(initial=0))
+            labels = np.zeros((N, width), dtype=np.int64)
+            inside = np.arange(width)[None, :] < target_lengths[:, None]
+            labels[inside] = flat  # row-major: row n gets the next target_lengths[n] indices
+            return labels
+        if y_true.ndim != 2 or y_true.shape[0] != N:
+            raise ShapeError(f"y_true must be the targets padded to shape (N, S) with N = {N} sequences (y_pred's "
+                             f"axis 1), or a 1-D concatenation; got shape {list(y_true.shape)}.", ("y_true",))
+        S = y_true.shape[1]
+        if np.any(target_lengths > S):
+            n = int(np.flatnonzero(target_lengths > S)[0])
+            raise DomainError(f"{_index('params.target_lengths', n)} = {int(target_lengths[n])} is above the width "
+                              f"S = {S} of the padded targets y_true (shape {list(y_true.shape)}).",
+                              ("params", "target_lengths", n))
+        inside = np.arange(S)[None, :] < target_lengths[:, None]
+        return checks.as_labels(np.where(inside, y_true, 0), "y_true", C)
+
+    def work(self, y_true, y_pred, p):
+        _, target_lengths, _ = y_true
+        T, N, C = y_pred.shape
+        return max(N * T * max(ctc_state_count(target_lengths), C), T * CTC.FRAME_WORK)
+
+    def evaluate(self, y_true, x, p):
+        labels, target_lengths, input_lengths = y_true
+        dt = x.dtype
+        T, N, C = x.shape
+        logp = x.transpose(1, 0, 2)  # (N, T, C): the forward-backward's layout
+        need = target_lengths + ctc_repeats(labels, target_lengths)
+        nll = np.full(N, np.inf, dtype=dt)
+        occ = np.zeros((N, T, C), dtype=dt)
+        nll[(need <= input_lengths) & (input_lengths == 0)] = 0  # no frames, empty target: probability 1
+        rows = np.flatnonzero((need <= input_lengths) & (input_lengths > 0))
+        if rows.size:
+            nll[rows], occ[rows] = ctc_forward_backward(np.ascontiguousarray(logp[rows]), labels[rows],
+                                                        target_lengths[rows], input_lengths[rows], blank=p["blank"])
+        infinite = ~np.isfinite(nll)
+        if infinite.any():
+            n = int(np.flatnonzero(infinite)[0])
+            if not p["zero_infinity"]:
+                why = (f"its target of {int(target_lengths[n])} indices with {int(need[n] - target_lengths[n])} "
+                       f"repeated consecutive ones needs at least {int(need[n])} frames and params.input_lengths[{n}] = "
+                       f"{int(input_lengths[n])}" if need[n] > input_lengths[n]
+                       else f"the target's probability is 0 in {dt.name} (the log-probabilities are too extreme)")
+                raise NonFiniteResult(f"PyTorch returns inf for sequence {n}: {why}. Set params.zero_infinity to "
+                                      f"true to get 0 and a zero gradient for such sequences, or send a longer input "
+                                      f"or a shorter target.", ("params", "input_lengths", n))
+            nll[infinite] = 0
+        used = (np.arange(T)[None, :] < input_lengths[:, None]) & ~infinite[:, None]  # (N, T)
+
+        def vjp(up):
+            # autograd's rule (it assumes a log_softmax before): exp(x) - γ on used frames, 0 elsewhere
+            g = np.where(used[:, :, None], vm.exp(logp) - occ, dt.type(0))
+            return (up.astype(dt, copy=False)[:, None, None] * g).transpose(1, 0, 2)
+
+        return Evaluation(nll, vjp, normaliser=np.maximum(target_lengths, 1).astype(dt))
+
+    def sample(self, rng, shape, p, decimals=None):
+        """Lengths that fit, targets, then log-probabilities. Draw order (after the PCG64 seed): input
+        lengths ``integers(max(1, T // 2), T + 1, N)``; target lengths ``integers(0, input // 2 + 1)``
+        per sequence (at most ``input // 2`` indices have at most ``input // 2 - 1`` repeats, so every
+        target fits); indices ``integers(0, C - 1, (N, S))`` with ``S = max(1, T // 2)``, those at or
+        above the blank moved up by one (no blank in a target), padding set to 0; logits
+        ``normal(0, 2, (T, N, C))`` through a log_softmax over C, rounded to ``decimals``."""
+        if len(shape) != 3 or shape[0] < 1 or shape[2] < 2:
+            raise ShapeError(f"shape must be (time, batch, classes) with time >= 1 and classes >= 2 for "
+                             f"{self.name}; got {list(shape)}.", ("shape",))
+        T, N, C = shape
+        blank = int(p.get("blank", 0))
+        if blank >= C:
+            raise ShapeError(f"shape has {C} classes, which do not include the blank {blank}.", ("shape",))
+        input_lengths = rng.integers(max(1, T // 2), T + 1, N)
+        target_lengths = rng.integers(0, input_lengths // 2 + 1)
+        S = max(1, T // 2)
+        tokens = rng.integers(0, C - 1, (N, S))
+        tokens = tokens + (tokens >= blank)
+        tokens[np.arange(S)[None, :] >= target_lengths[:, None]] = 0
+        logp = log_softmax(rng.normal(0.0, 2.0, shape), axis=2)
+        if decimals is not None:
+            logp = np.round(logp, decimals)
+        return {"y_true": tokens.astype(np.float64), "y_pred": logp,
+                "params": {"input_lengths": input_lengths, "target_lengths": target_lengths}}
