@@ -119,6 +119,12 @@ def scaled_in_place(a: np.ndarray, factor: np.ndarray, inputs: tuple[np.ndarray,
     return a * factor
 
 
+def constant_of(a: np.ndarray) -> Any:
+    """The one number an array broadcasts (every stride 0, as ``np.broadcast_to`` makes PyTorch's
+    ``mean`` and ``sum`` upstreams), or None: scaling by the number skips reading a second array."""
+    return a[(0,) * a.ndim] if a.size and not any(a.strides) else None
+
+
 def sign(x: np.ndarray) -> np.ndarray:
     """sign with sign(0) = 0: the TensorFlow/PyTorch subgradient of |x| at 0."""
     return np.sign(x)
@@ -217,11 +223,15 @@ class Elementwise(Loss):
         inputs = (y_true, y_pred)
 
         def vjp(up: np.ndarray) -> np.ndarray:
+            c = constant_of(up)
+            if c is not None:  # mean and sum: one number scales the whole array
+                return scaled_in_place(d1, np.asarray(c if self.grad_factor == 1.0 else c * factor), inputs)
             scale = up.reshape(y_pred.shape) if self.grad_factor == 1.0 else up.reshape(y_pred.shape) * factor
             return scaled_in_place(d1, scale, inputs)
 
         def hess(up: np.ndarray) -> np.ndarray:
-            return scaled_in_place(d2, up.reshape(y_pred.shape), inputs)
+            c = constant_of(up)
+            return scaled_in_place(d2, np.asarray(c) if c is not None else up.reshape(y_pred.shape), inputs)
 
         return Evaluation(np.asarray(value, dtype=y_pred.dtype).reshape(shape), vjp if d1 is not None else None,
                           hess if d2 is not None else None)

@@ -96,11 +96,12 @@ class HuberLoss(TorchElementwise):
     def terms(self, y, x, p) -> Terms:
         delta = x.dtype.type(p["delta"])
         d = x - y
-        z = np.abs(d)
-        inside = z < delta
-        half = x.dtype.type(0.5)
-        value = np.where(inside, half * d * d, delta * (z - half * delta))
-        return value, lambda: np.clip(d, -delta, delta), lambda: inside.astype(x.dtype)
+        # with c = clip(d, -delta, delta), c (d - c/2) is d^2/2 inside and delta (|d| - delta/2) outside, bit for
+        # bit (d - d/2 and the sign flips are exact), and c is the gradient: 6 array passes instead of 14
+        c = np.clip(d, -delta, delta)
+        value = d - x.dtype.type(0.5) * c
+        value *= c
+        return value, lambda: c, lambda: (np.abs(d) < delta).astype(x.dtype)
 
 
 @register
@@ -118,14 +119,16 @@ class SmoothL1Loss(TorchElementwise):
 
     def terms(self, y, x, p) -> Terms:
         beta = x.dtype.type(p["beta"])
+        if not beta:  # PyTorch dispatches beta = 0 to the L1 loss
+            return absolute_error_terms(y, x)
         d = x - y
-        z = np.abs(d)
-        inside = z < beta
-        half = x.dtype.type(0.5)
-        safe_beta = beta if beta else x.dtype.type(1)  # beta = 0: nothing is inside
-        value = np.where(inside, half * d * d / safe_beta, z - half * beta)
-        return (value, lambda: np.where(inside, d / safe_beta, sign(d)),
-                lambda: np.where(inside, 1 / safe_beta, 0).astype(x.dtype))
+        # r = clip(d, -beta, beta) / beta is the gradient (d / beta inside, exactly ±1 outside), and r (d - beta r / 2)
+        # the value: |d| - beta/2 outside exactly, d^2 / (2 beta) inside to an ulp (PyTorch: 0.5 d d / beta)
+        r = np.clip(d, -beta, beta)
+        r /= beta
+        value = d - (x.dtype.type(0.5) * beta) * r
+        value *= r
+        return value, lambda: r, lambda: np.where(np.abs(d) < beta, 1 / beta, 0).astype(x.dtype)
 
 
 @register
