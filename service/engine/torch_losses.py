@@ -16,10 +16,12 @@ import numpy as np
 
 from . import checks, sampling
 from . import vecmath as vm
-from ._math import Elementwise, Terms, axis_dot, axis_sum, log_softmax, sigmoid, sign, softmax, softplus
+from ._math import (Elementwise, Terms, axis_dot, axis_sum, exp_neg_abs, log1p_and_reciprocal, log_softmax, sigmoid,
+                    softmax, softplus)
 from .errors import DomainError, ShapeError
 from .params import (ARRAY, BOOL, BROADCASTS_TO_Y_PRED, FLOAT, INT, NON_NEGATIVE, ONE_PER_CLASS, POSITIVE, REAL, UNIT,
                      Interval, Param)
+from .probabilistic import BinaryCrossentropy
 from .reduction import PYTORCH
 from .regression import absolute_error_terms
 from .registry import Evaluation, Loss, register
@@ -141,9 +143,10 @@ class SoftMarginLoss(_PlusMinusOne):
     examples = ({"y_true": [[1, -1], [-1, 1]], "y_pred": [[0.6, 0.4], [-1.5, 2.0]]},)
 
     def terms(self, y, x, p) -> Terms:
+        # softplus(z) is BCE on the logit z with target 0: the Keras kernel's one exp and one log
         z = -y * x
-        s = sigmoid(z)  # d/dz softplus(z)
-        return softplus(z), lambda: -y * s, lambda: s * (1 - s)
+        value, d1, d2 = BinaryCrossentropy.logit_terms(x.dtype.type(0), z)
+        return value, lambda: np.multiply(d1(), -y), d2  # dz/dx = -y, (dz/dx)^2 = 1
 
 
 BCE_GRAD_FLOOR = np.float32(1e-12)  # ATen's EPSILON, a float even in double kernels (9.999999960041972e-13)
@@ -210,14 +213,27 @@ class BinaryCrossEntropyWithLogits(TorchElementwise):
                  "params": {"weight": [[1.0], [0.5]], "pos_weight": [2.0, 3.0]}})
 
     def terms(self, y, x, p) -> Terms:
+        """As Keras's BCE on logits (one exp, one log: ``BinaryCrossentropy.logit_terms``), with
+        u = e^-|x|, r = 1/(1+u) and m = [x >= 0]: softplus(-x) = log(1+u) - x (1-m),
+        sigmoid(x) = m - copysign(u r, x), sigmoid(x) sigmoid(-x) = u r^2."""
         one = x.dtype.type(1)
         w, pw = p["weight"], p["pos_weight"]
-        log_weight = one if pw is None else (pw - one) * y + one
-        value = (one - y) * x + log_weight * softplus(-x)
         weigh = (lambda a: a) if w is None else (lambda a: a * w)
-        s = sigmoid(x)
-        d1 = lambda: weigh(s - y if pw is None else s * log_weight - pw * y)
-        return weigh(value), d1, lambda: weigh(log_weight * s * (one - s))
+        if pw is None:
+            value, d1, d2 = BinaryCrossentropy.logit_terms(y, x)
+            return weigh(value), lambda: weigh(d1()), lambda: weigh(d2())
+        log_weight = (pw - one) * y + one
+        u = exp_neg_abs(x)
+        log1p_u, r = log1p_and_reciprocal(u)
+        m = np.logical_not(np.signbit(x)).astype(x.dtype)
+        value = (one - y) * x + log_weight * (log1p_u - x * (one - m))
+        sig_neg_abs = np.multiply(u, r, out=u)
+
+        def d1() -> np.ndarray:
+            s = m - np.copysign(sig_neg_abs, x)
+            return weigh(s * log_weight - pw * y)
+
+        return weigh(value), d1, lambda: weigh(log_weight * sig_neg_abs * r)
 
 
 @register
@@ -706,12 +722,10 @@ class MultiLabelSoftMarginLoss(TorchElementwise):
         return super().prepare(y_true, y_pred, p)
 
     def terms(self, y, x, p) -> Terms:
-        one = x.dtype.type(1)
         w = p["weight"]
         weigh = (lambda a: a) if w is None else (lambda a: a * w)
-        value = y * softplus(-x) + (one - y) * softplus(x)
-        s = sigmoid(x)
-        return weigh(value), lambda: weigh(s - y), lambda: weigh(s * (one - s))
+        value, d1, d2 = BinaryCrossentropy.logit_terms(y, x)  # y softplus(-x) + (1-y) softplus(x): one exp, one log
+        return weigh(value), lambda: weigh(d1()), lambda: weigh(d2())
 
 
 @register
