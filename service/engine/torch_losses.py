@@ -135,6 +135,7 @@ class SmoothL1Loss(TorchElementwise):
 
 @register
 class SoftMarginLoss(_PlusMinusOne):
+    blocked = True  # cache-sized row blocks: 14% faster in float32, 27% in float64 on 10^6 numbers (AVX2)
     name, aliases, references = torch_names("soft_margin_loss", "SoftMarginLoss")
     summary = "Logistic loss on ±1 labels, elementwise (PyTorch)."
     formula = r"\ell_i = \log(1 + e^{-y_i x_i})"
@@ -193,6 +194,7 @@ class BinaryCrossEntropy(TorchElementwise):
 
 @register
 class BinaryCrossEntropyWithLogits(TorchElementwise):
+    blocked = True  # cache-sized row blocks: 0-20% faster without pos_weight, 23-34% with (10^6 numbers, AVX2)
     name, aliases, references = torch_names("binary_cross_entropy_with_logits", "BCEWithLogitsLoss")
     summary = "Binary cross-entropy on logits, elementwise (PyTorch), with element and positive-class weights."
     formula = (r"\ell_i = w_i\big[(1 - y_i)\,x_i + (1 + (p_c - 1) y_i)\log(1 + e^{-x_i})\big],\quad "
