@@ -7,7 +7,10 @@ classes)), inputs from ``loss.sample(rng, shape, defaults)``, and is timed as
 ``compute(name, y_true, y_pred, outputs=("loss", "gradient"), dtype=...)`` -- validation,
 forward, reduction, gradient and the finiteness check, exactly what a request pays after parsing.
 Some losses get a second row with ``from_logits=true`` (where PyTorch users call the fused
-built-ins).
+built-ins). The PyTorch family (``torch.*``, issue 10) is compared with the same
+``torch.nn.functional`` call (``TORCH_FAMILY``): its stacked inputs as separate leaves, its array
+parameters as tensors, extra rows where a parameter makes PyTorch run another kernel (``VARIANTS``);
+a name that is not registered is skipped with a printed line.
 
 PyTorch (optional, a benchmark extra only: ``pip install torch==2.13.0``) computes the same
 quantity on the same data in the same dtype: a ``torch.nn.functional`` built-in where one computes
@@ -28,7 +31,7 @@ interleaved (order rotating); medians reported. Losses whose ratio ours/torch ex
 profiled line by line (``--profile``): the costliest source lines of one ``compute`` call.
 
 Prints a Markdown table; raw samples go to ``bench/results/losses-*.json`` (gitignored).
-Example: ``.venv/bin/python bench/bench_losses.py --repeats 7``.
+Example: ``python bench/bench_losses.py --repeats 7`` with a Python that has torch (bench/README.md).
 """
 
 from __future__ import annotations
@@ -730,7 +733,7 @@ def main(argv=None) -> int:
     env_blas = args.blas_threads if limit_math_threads(args.blas_threads) else "default"
     if torch is None:
         print("PyTorch is not installed, so only our timings are shown. It is a benchmark extra, never a runtime "
-              "dependency: install it with `.venv/bin/pip install torch==2.13.0` (CPU wheel) to compare.\n")
+              "dependency: install torch==2.13.0 (CPU wheel) in a venv of its own to compare (bench/README.md).\n")
         args.no_torch = True
     else:
         torch.set_num_threads(args.torch_threads)

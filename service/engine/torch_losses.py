@@ -684,9 +684,9 @@ class CosineEmbeddingLoss(_StackedPair):
     def evaluate(self, y, x, p) -> Evaluation:
         dt = x.dtype.type
         u, v = x[:, 0], x[:, 1]
-        prod = (u * v).sum(axis=-1)
-        m1 = (u * u).sum(axis=-1) + dt(COSINE_EPS)
-        m2 = (v * v).sum(axis=-1) + dt(COSINE_EPS)
+        prod = axis_dot(u, v, -1)  # row dot products in one read, without the elementwise products
+        m1 = axis_dot(u, u, -1) + dt(COSINE_EPS)
+        m2 = axis_dot(v, v, -1) + dt(COSINE_EPS)
         denom = np.sqrt(m1 * m2)
         cos = prod / denom
         negative = cos - dt(p["margin"])
@@ -694,10 +694,13 @@ class CosineEmbeddingLoss(_StackedPair):
         slope = np.where(y == 1, -1, np.where(negative >= 0, 1, 0)).astype(x.dtype)  # d loss / d cos
 
         def vjp(up):
-            c = (slope * up)[:, None]
-            du = v / denom[:, None] - (cos / m1)[:, None] * u
-            dv = u / denom[:, None] - (cos / m2)[:, None] * v
-            return np.stack([c * du, c * dv], axis=1)
+            # c (v / denom - cos u / m1) for u and its mirror for v, written straight into the stacked gradient
+            c = slope * up
+            out = np.empty_like(x)
+            for i, (a, b, m) in enumerate(((u, v, m1), (v, u, m2))):
+                np.multiply(b, (c / denom)[:, None], out=out[:, i])
+                out[:, i] -= (c * cos / m)[:, None] * a
+            return out
 
         return Evaluation(per_sample, vjp, None)
 
@@ -824,8 +827,8 @@ class TripletMarginLoss(_TorchLoss):
         w = u - v + eps
         a = np.abs(w)
         if p == 2:
-            d = np.sqrt((w * w).sum(axis=-1))
-            grad = w / np.where(d > 0, d, 1)[:, None]
+            d = np.sqrt(axis_dot(w, w, -1))
+            grad = np.divide(w, np.where(d > 0, d, 1)[:, None], out=w)  # w is not read again
         elif p == 1:
             d = a.sum(axis=-1)
             grad = np.sign(w)
@@ -852,6 +855,13 @@ class TripletMarginLoss(_TorchLoss):
 
         def vjp(up):
             c = (active * up)[:, None]
+            if not p["swap"]:  # the same numbers as below, written straight into the stacked gradient
+                out = np.empty_like(x)
+                pull, push = c * g_ap, c * g_an
+                np.subtract(pull, push, out=out[:, 0])
+                np.negative(pull, out=out[:, 1])
+                out[:, 2] = push
+                return out
             ga, gp, gn = c * g_ap, -c * g_ap, np.zeros_like(a)
             an = np.where(use_pn[:, None], 0, 1).astype(x.dtype)
             ga = ga - c * an * g_an
