@@ -121,7 +121,10 @@ def ntxent_variants(rng):
             ("groups/temperature=0.5", np.array([3, 1, 3, 3, 1, 7, 5]), normal(rng, 7, 4), {"temperature": 0.5}),
             ("one_class_no_negatives", np.array([2, 2, 2]), normal(rng, 3, 2), {"temperature": 0.2}),
             ("scaled_rows", np.array([0, 1, 0, 1]), normal(rng, 4, 3) * np.array([[1e-3], [50.0], [1.0], [7.0]]),
-             {"temperature": 1.0})]
+             {"temperature": 1.0}),
+            # a row whose squared norm is under finfo.eps in both dtypes: Optax's floor of the norm at sqrt(eps)
+            ("tiny_row", np.array([0, 1, 0, 1, 1]), normal(rng, 5, 3) * np.array([[1e-9], [1.0], [1.0], [2.0], [1.0]]),
+             {"temperature": 0.3})]
 
 
 def ntxent_nonfinite(rng):
