@@ -80,6 +80,7 @@ class ZeroOne(_Other):
     references = sklearn_refs("zero_one_loss")
     differentiable = False
     hessian = False
+    without_hessian = "it is not differentiable: a step function of y_pred, flat wherever it has a derivative"
     y_true_kind = y_pred_kind = "binary"
     sample_shape = (6,)
     examples = ({"y_true": [1, 2, 3, 4], "y_pred": [1, 2, 0, 4]},
