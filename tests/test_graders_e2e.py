@@ -159,10 +159,15 @@ def test_python_grader_grades_every_loss(base_url, tmp_path, name):
     """One call grades any loss of the registry (later ones included) from a student's file."""
     loss = next(l for l in all_losses() if l.name == name)
     a = answers(base_url, name, 11, list(loss.sample_shape))
-    code, results, err = run_grader("py", base_url, name, 11, a["shape"],
-                                    {k: a[k] for k in ("loss", "per_sample", "gradient")}, tmp_path)
+    graded = ("loss", "per_sample", "gradient") if loss.differentiable else ("loss", "per_sample")
+    extra = None if loss.differentiable else ["--outputs", ",".join(graded)]
+    code, results, err = run_grader("py", base_url, name, 11, a["shape"], {k: a[k] for k in graded}, tmp_path,
+                                    extra=extra)
     assert code == 0, err
-    assert results["score"] == 3.0, results
+    assert results["score"] == len(graded), results
+    if not loss.differentiable:  # the default outputs ask for a gradient: refused, and the grader says why
+        code, results, _ = run_grader("py", base_url, name, 11, a["shape"], {k: a[k] for k in graded}, tmp_path)
+        assert code == 1 and results["score"] == 0 and "not differentiable" in results["output"], results
 
 
 @needs_shell

@@ -35,7 +35,8 @@ def param_variants(loss) -> list[dict]:
             variants.append({p.name: not p.default})
         elif p.kind == FLOAT and isinstance(p.default, float):
             for candidate in (p.default * 0.5 + 0.05, p.default * 1.5 + 0.1):
-                if p.interval is None or p.interval.contains(candidate):
+                if ((p.interval is None or p.interval.contains(candidate))
+                        and (p.excluded is None or not p.excluded.contains(candidate))):
                     variants.append({p.name: candidate})
                     break
     variants.extend(getattr(loss, "test_variants", ()))
@@ -46,7 +47,8 @@ def sample_shapes(loss) -> list[tuple[int, ...]]:
     return list(getattr(loss, "test_shapes", (loss.sample_shape,)))
 
 
-CASES = [(loss, params, shape) for loss in all_losses() for params in param_variants(loss)
+DIFFERENTIABLE = [loss for loss in all_losses() if loss.differentiable]
+CASES = [(loss, params, shape) for loss in DIFFERENTIABLE for params in param_variants(loss)
          for shape in sample_shapes(loss)]
 
 
@@ -135,8 +137,17 @@ def test_gradient_matches_central_differences(loss, params, shape):
 
 def test_every_loss_is_covered():
     covered = {loss.name for loss, _, _ in CASES}
-    assert covered == {loss.name for loss in all_losses()}
+    assert covered == {loss.name for loss in DIFFERENTIABLE}
     assert len(covered) >= 11
+
+
+@pytest.mark.parametrize("loss", [loss for loss in all_losses() if not loss.differentiable], ids=lambda loss: loss.name)
+def test_a_loss_that_is_not_differentiable_answers_a_null_gradient_and_no_hessian(loss):
+    """The losses the derivative checks leave out say so: no gradient (and why, in meta), no Hessian."""
+    inputs = loss.sample(rng_for(1234), loss.sample_shape, {q.name: q.default for q in loss.params})
+    r = compute(loss, inputs["y_true"], inputs["y_pred"], outputs=("loss", "gradient"))
+    assert r.gradient is None and "not differentiable" in r.meta["gradient"]
+    assert not loss.hessian and np.isfinite(r.loss)
 
 
 def test_the_pytorch_rules_are_exercised():

@@ -10,6 +10,7 @@ from . import (  # noqa: F401 - registers the losses
     embedding,
     hinge,
     metric_learning,
+    other,
     polyloss,
     probabilistic,
     regression,

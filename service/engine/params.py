@@ -57,11 +57,11 @@ UNIT_OPEN = Interval(0.0, 1.0, low_inclusive=False, high_inclusive=False)
 UNIT_HALF_OPEN = Interval(0.0, 1.0, high_inclusive=False)
 
 # kinds of parameter value
-FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, FLOAT_OR_FLOATS, ARRAY, INT_ARRAY = (
-    "float", "int", "bool", "axis", "axes", "optional_int", "float_or_floats", "array", "int_array")
+FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, OPTIONAL_FLOAT, FLOAT_OR_FLOATS, ARRAY, INT_ARRAY = (
+    "float", "int", "bool", "axis", "axes", "optional_int", "optional_float", "float_or_floats", "array", "int_array")
 ARRAY_KINDS = (ARRAY, INT_ARRAY)  # array-valued: shape rules checked against the prepared inputs
 _JSON_TYPE = {FLOAT: "number", INT: "integer", BOOL: "boolean", AXIS: "integer",
-              AXES: "integer | integer[] | null", OPTIONAL_INT: "integer | null",
+              AXES: "integer | integer[] | null", OPTIONAL_INT: "integer | null", OPTIONAL_FLOAT: "number | null",
               FLOAT_OR_FLOATS: "number | number[]", ARRAY: "number[] (nested) | null",
               INT_ARRAY: "integer[] (nested) | null"}
 
@@ -96,6 +96,7 @@ class Param:
     description: str
     interval: Interval | None = None
     shape_rule: ShapeRule | None = None  # ARRAY: checked against the prepared inputs (check_arrays)
+    excluded: Interval | None = None  # a gap inside ``interval`` (Tweedie's power: not in (0, 1))
 
     @property
     def type_name(self) -> str:
@@ -105,6 +106,8 @@ class Param:
     def constraints(self) -> str | None:
         parts = [f"values {self.interval.describe()}" if self.kind in ARRAY_KINDS else self.interval.describe()
                  ] if self.interval is not None else []
+        if self.excluded is not None:
+            parts.append(f"not {self.excluded.describe()}")
         if self.shape_rule is not None:
             parts.append(f"shape must {self.shape_rule.text}")
         return "; ".join(parts) or None
@@ -117,10 +120,14 @@ class Param:
         """Exactly the values ``validate`` accepts, as JSON Schema (for OpenAPI). What depends on the
         arrays (an axis y_pred has, one alpha per class) is checked later, as a shape problem."""
         number = {"type": "number", **_bounds(self.interval, -FLOAT_MAX, FLOAT_MAX)}
+        if self.excluded is not None:
+            gap = _bounds(self.excluded, -FLOAT_MAX, FLOAT_MAX)
+            number["not"] = {"type": "number", **gap}
         integer = {"type": "integer", **_bounds(self.interval, _INT64_MIN, _INT64_MAX)}
         schema = {
             FLOAT: number, BOOL: {"type": "boolean"}, INT: integer, AXIS: integer,
             OPTIONAL_INT: {"anyOf": [integer, {"type": "null"}]},
+            OPTIONAL_FLOAT: {"anyOf": [number, {"type": "null"}]},
             AXES: {"anyOf": [integer, {"type": "array", "items": integer, "minItems": 1, "uniqueItems": True},
                              {"type": "null"}]},
             FLOAT_OR_FLOATS: {"anyOf": [number, {"type": "array", "items": number, "minItems": 1}]},
@@ -141,7 +148,7 @@ class Param:
             return value
         if self.kind in (INT, AXIS) or (self.kind == OPTIONAL_INT and value is not None):
             return self._check_interval(_as_int(value, self.name, loc), loc)
-        if self.kind == OPTIONAL_INT:
+        if self.kind in (OPTIONAL_INT, OPTIONAL_FLOAT) and value is None:
             return None
         if self.kind == AXES:
             if value is None:
@@ -197,6 +204,9 @@ class Param:
         if self.interval is not None and not self.interval.contains(value):
             raise ParameterError(
                 f"params.{self.name} must be {self.interval.describe()}, got {_show(value)}.", loc)
+        if self.excluded is not None and self.excluded.contains(value):
+            raise ParameterError(
+                f"params.{self.name} must not be {self.excluded.describe()}, got {_show(value)}.", loc)
         return value
 
 
