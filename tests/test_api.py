@@ -119,7 +119,8 @@ async def test_catalogue_lists_every_loss(client):
     for entry in data:
         assert entry["formula"] and entry["summary"] and entry["y_true"] and entry["y_pred"]
         # the framework whose semantics the loss follows is named (PyTorch's with its documentation page)
-        assert {"keras": {"keras"}, "pytorch": {"pytorch", "pytorch_docs"}}[entry["family"]] <= set(entry["references"])
+        assert {"keras": {"keras"}, "pytorch": {"pytorch", "pytorch_docs"},
+                "gradient-boosting": {"sklearn", "sklearn_source"}}[entry["family"]] <= set(entry["references"])
         assert entry["default_reduction"] in entry["reductions"]
         for p in entry["params"]:
             assert {"name", "type", "default", "constraints", "description"} <= set(p)

@@ -6,7 +6,7 @@
 0.5
 """
 
-from . import embedding, hinge, probabilistic, regression, segmentation, sequence, torch_losses  # noqa: F401 - registers the losses
+from . import boosting, embedding, hinge, probabilistic, regression, segmentation, sequence, torch_losses  # noqa: F401 - registers the losses
 from .compute import BYTES_PER_WORK, DEFAULT_OUTPUTS, DTYPES, OUTPUTS, PreparedCall, Result, compute, prepare_call
 from .errors import (
                      DomainError,
