@@ -30,6 +30,7 @@ class CatalogueEntry(BaseModel):
     per_sample: str = Field(description="Which axis is reduced to give per_sample.")
     differentiable: bool
     hessian: bool = Field(description="Whether outputs may include `hessian`.")
+    without_hessian: str | None = Field(description="Why the loss offers no `hessian` (null where it does).")
     notes: str = Field(description="Conventions and deliberate differences from the framework.")
     work: str = Field(description=(
         "How many values the evaluation's largest array holds: the request's declared work. Work over "

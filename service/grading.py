@@ -383,8 +383,8 @@ def _check_available(spec: Loss, names: list[str], from_outputs: bool) -> None:
         loc = ("outputs",) if from_outputs else ("submission", name)
         field = "outputs" if from_outputs else f"submission.{name}"
         if name == "hessian" and not spec.hessian:
-            raise UnsupportedOutput(f"{field}: {spec.name} does not offer a Hessian (its catalogue entry says "
-                                    f"\"hessian\": false), so it cannot be graded; remove it.", loc)
+            raise UnsupportedOutput(f"{field}: {spec.name} does not offer a Hessian ({spec.without_hessian}), so it "
+                                    f"cannot be graded; remove it.", loc)
         if name == "gradient" and not spec.differentiable:
             raise UnsupportedOutput(f"{field}: {spec.name} is not differentiable, so a gradient cannot be graded; "
                                     f"remove it.", loc)

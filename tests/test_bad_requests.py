@@ -78,7 +78,7 @@ CASES = [
     ("kld-target-above-1", "/v1/losses/kld", {"y_true": [[0.5, 1.5]], "y_pred": [[0.5, 0.5]]}, 422,
      "y_true[0][1]", None),
     ("hinge-label-2", "/v1/losses/hinge", {"y_true": [[2.0, 1.0]], "y_pred": [[0.5, 0.5]]}, 422, "y_true[0][0]", None),
-    ("hessian-not-offered", "/v1/losses/cosine_similarity", {**GOOD, "outputs": ["hessian"]}, 422, "hessian", None),
+    ("hessian-not-offered", "/v1/losses/circle", {**GOOD, "outputs": ["hessian"]}, 422, "hessian", None),
     ("result-overflows", "/v1/losses/mse", {"y_true": [[0.0]], "y_pred": [[1e200]]}, 422, "result.loss", None),
     ("unknown-loss", "/v1/losses/mean_squared_eror", GOOD, 404, "mean_squared_eror", None),
     ("form-content-type", "/v1/losses/mse", b"y_true=1&y_pred=2", 415, "Content-Type",

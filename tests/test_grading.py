@@ -339,8 +339,8 @@ async def test_gradescope_results(client):
     ({"submission": {"loss": 1}, "y_pred": [[0.5, float("nan")]]}, 422, "y_pred[0][1]"),
     ({"submission": {"loss": 1}, "reduction": "auto"}, 422, "reduction"),
     ({"submission": {"loss": 1}, "params": {"delta": 1}}, 422, "delta"),
-    ({"submission": {"hessian": [[1.0, 1.0]]}, "loss": "cosine_similarity"}, 422, "submission.hessian"),
-    ({"submission": {"loss": 1.0}, "loss": "cosine_similarity", "outputs": ["loss", "hessian"]}, 422, "outputs"),
+    ({"submission": {"hessian": [[1.0, 1.0]]}, "loss": "circle"}, 422, "submission.hessian"),
+    ({"submission": {"loss": 1.0}, "loss": "circle", "outputs": ["loss", "hessian"]}, 422, "outputs"),
     ({"submission": {"loss": 1}, "loss": "bce_typo"}, 404, None),
 ])
 async def test_bad_grade_requests(client, body, status, field):

@@ -89,8 +89,8 @@ def prepare_call(loss: str | registry.Loss, y_true: Any, y_pred: Any, *, params:
             raise InvalidInput(f"outputs may only name {', '.join(OUTPUTS)}; got {name!r}.", ("outputs",))
     if "hessian" in outputs and not spec.hessian:
         raise UnsupportedOutput(
-            f"{spec.name} does not offer a Hessian (its catalogue entry says \"hessian\": false); "
-            f"drop \"hessian\" from outputs.", ("outputs",))
+            f"{spec.name} does not offer a Hessian ({spec.without_hessian}); drop \"hessian\" from outputs.",
+            ("outputs",))
     p = bind(spec.params, params)
     dt = DTYPES[dtype]
 

@@ -34,7 +34,11 @@ class CosineSimilarity(Loss):
     y_pred_doc = "real vectors"
     per_sample_doc = "the similarity axis is reduced: shape y_pred.shape without axis"
     notes = ("Norms are floored at 1e-7 (Keras: v * rsqrt(max(sum v^2, eps^2))), so a zero vector gives 0. "
-             "The Keras metric CosineSimilarity returns +cos; this loss returns -cos.")
+             "The Keras metric CosineSimilarity returns +cos; this loss returns -cos. The Hessian's diagonal is "
+             "(2 u_i x_i/|x| + c - 3 c x_i^2/|x|^2) / |x|^2 with u = y/|y| and c the cosine; 0 where the norm is "
+             "floored (the loss is linear in y_pred there).")
+    hessian = True
+    test_variants = ({"axis": 0},)
     references = {"keras": "keras.losses.CosineSimilarity", "pytorch": "torch.nn.CosineEmbeddingLoss (pairs)",
                   "optax": "optax.losses.cosine_similarity"}
     examples = ({"y_true": [[0.0, 1.0], [1.0, 1.0]], "y_pred": [[1.0, 0.0], [1.0, 1.0]], "params": {"axis": 1}},)
@@ -52,7 +56,14 @@ class CosineSimilarity(Loss):
             projection = np.where(active, (g * xn).sum(axis=axis, keepdims=True) * xn, 0)
             return inv * (g - projection)
 
-        return Evaluation(per_sample, vjp)
+        def hess(up):
+            # d^2/dx_i^2 of -(u . x)/|x| with u = y/|y|, c = u . x/|x|:  (2 u_i xn_i + c - 3 c xn_i^2) / |x|^2;
+            # where the norm is floored the loss is linear in x, so 0
+            c = -np.expand_dims(per_sample, axis)
+            h = inv * inv * (2 * yn * xn + c - 3 * c * xn * xn)
+            return np.where(active, h * np.expand_dims(up, axis), 0)
+
+        return Evaluation(per_sample, vjp, hess)
 
 
 UNIT_NORM_TOLERANCE = 1e-2  # |norm - 1| allowed for Circle's "L2-normalised" rows
@@ -119,6 +130,9 @@ class Circle(Loss):
          "params": {"gamma": 80.0, "margin": 0.4}},
     )
     hessian = False
+    without_hessian = ("not implemented: the diagonal runs through every pair's logsumexp weights and the "
+                       "soft-plus, as much work again as the gradient's B x B pairs; the loss is twice "
+                       "differentiable away from its clamps")
     align_ranks = False
     y_true_kind, y_pred_kind = "labels", "unit_rows"
     sample_shape = (6, 3)

@@ -31,6 +31,17 @@ from .registry import Evaluation, Loss, register
 
 FROM_LOGITS = Param("from_logits", BOOL, False, "whether y_pred holds logits rather than probabilities")
 LABEL_SMOOTHING = Param("label_smoothing", FLOAT, 0.0, "smooth the targets towards uniform by this amount", UNIT)
+
+
+def binary_smoothed(y: np.ndarray, label_smoothing: float) -> np.ndarray:
+    """Keras's binary label smoothing, ``y * (1.0 - s) + 0.5 * s``, shared by BCE and binary focal.
+
+    Keras writes both factors as Python floats, so ``1.0 - s`` and ``0.5 * s`` are rounded once from
+    double to the loss dtype; computing ``1 - s`` in float32 instead moves float32 results by an ulp."""
+    if not label_smoothing:
+        return y
+    dt = y.dtype.type
+    return y * dt(1.0 - label_smoothing) + dt(0.5 * label_smoothing)
 CLASS_AXIS = Param("axis", "axis", -1, "the class axis")
 
 
@@ -81,9 +92,7 @@ class BinaryCrossentropy(MeanOverAxis):
 
     def terms(self, y, x, p) -> Terms:
         one = x.dtype.type(1)
-        ls = p["label_smoothing"]
-        if ls:
-            y = y * (one - x.dtype.type(ls)) + x.dtype.type(0.5 * ls)
+        y = binary_smoothed(y, p["label_smoothing"])
         if p["from_logits"]:
             return self.logit_terms(y, x)
         pc, inside = clipped_probabilities(x)
@@ -414,9 +423,7 @@ class BinaryFocalCrossentropy(MeanOverAxis):
     def terms(self, y, x, p) -> Terms:
         dt = x.dtype.type
         one = dt(1)
-        ls = p["label_smoothing"]
-        if ls:
-            y = y * dt(1.0 - ls) + dt(0.5 * ls)
+        y = binary_smoothed(y, p["label_smoothing"])
         prob = sigmoid(x) if p["from_logits"] else x
         pc, inside = clipped_probabilities(prob)
         bce = y * vm.log(pc)

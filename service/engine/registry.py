@@ -54,6 +54,7 @@ class Loss:
     references: ClassVar[dict[str, str | None]] = {}
     differentiable: ClassVar[bool] = True
     hessian: ClassVar[bool] = False
+    without_hessian: ClassVar[str] = ""  # where hessian is False: why (the catalogue and the 422 say it)
     y_true_required: ClassVar[bool] = True
     align_ranks: ClassVar[bool] = True  # Keras aligns y_true/y_pred ranks before calling the loss
     y_true_interval: ClassVar[Interval | None] = None
@@ -141,6 +142,7 @@ class Loss:
             "per_sample": self.per_sample_doc,
             "differentiable": self.differentiable,
             "hessian": self.hessian,
+            "without_hessian": None if self.hessian else self.without_hessian,
             "notes": self.notes,
             "work": self.work_doc,
             "references": dict(self.references),

@@ -313,6 +313,9 @@ class CTC(Loss):
          "reduction": "none"},
     )
     hessian = False
+    without_hessian = ("the diagonal through the log_softmax needs the covariance of each frame's class "
+                       "occupations under the alignment posterior, a second forward-backward pass per class "
+                       "that is not implemented")
     align_ranks = False
     y_true_kind, y_pred_kind = "labels", "logits"
     sample_shape = (2, 6, 4)
@@ -423,6 +426,7 @@ class TorchCTC(_TorchLoss):
     per_sample_doc = "(N,): -log p(target | input) of each sequence (reduction='none')"
     work_doc = CTC.work_doc
     hessian = False
+    without_hessian = "PyTorch has no second derivative of ctc_loss (its backward is not differentiable)"
     y_true_kind, y_pred_kind = "labels", "log_probabilities"
     sample_shape = (6, 2, 4)
     test_shapes = ((6, 2, 4), (5, 3, 3))
@@ -439,8 +443,7 @@ class TorchCTC(_TorchLoss):
         "with zero_infinity gives it 0 and a zero gradient. 422s also for what PyTorch refuses: lengths above T or "
         "the padded width S, a blank outside [0, C), target indices outside [0, C). Computed by the exact "
         "forward-backward of the Keras ctc (float64 rescaled recursion, log-space fallback near underflow), so "
-        "float32 results can differ from PyTorch's float32 log-space kernel by its rounding on long inputs. No "
-        "Hessian: PyTorch has no second derivative of ctc_loss (its backward is not differentiable).")
+        "float32 results can differ from PyTorch's float32 log-space kernel by its rounding on long inputs.")
     examples = (
         {"y_true": [[1, 2, 2], [3, 1, 0]],
          "y_pred": [[[-1.25, -0.89, -1.58, -2.32], [-2.48, -3.13, -1.87, -0.33]],
