@@ -10,7 +10,8 @@ import pytest
 
 from service.engine import all_losses, compute, get_loss
 from service.engine.errors import DomainError, ParameterError, ShapeError
-from service.engine.link import HALF_LOGIT, IDENTITY, LINKS, LOG, LOGIT, compose, compose_softmax, softmax_inverse
+from service.engine.link import (HALF_LOGIT, IDENTITY, LINKS, LOG, LOGIT, compose, compose_normalised, compose_softmax,
+                                 softmax_inverse)
 
 H = 1e-5
 OBJECTIVES = [loss for loss in all_losses() if loss.family == "gradient-boosting"]
@@ -59,6 +60,23 @@ def test_compose_softmax_is_the_chain_rule_through_the_softmax():
         e[k], wide[k] = H, 1e-3  # the second difference wants a wider step: its rounding grows as 1/step^2
         np.testing.assert_allclose(g_raw[:, k], (f(r + e) - f(r - e)) / (2 * H), rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(h_raw[:, k], (f(r + wide) - 2 * f(r) + f(r - wide)) / 1e-6, rtol=1e-4, atol=1e-5)
+
+
+def test_compose_normalised_is_the_chain_rule_through_the_row_renormalisation():
+    """Keras's probability path q = x / sum(x) (the categorical focal loss's): L(q) = sum_j c_j q_j^2 + log q_j."""
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0.1, 1.0, (4, 5))
+    c = rng.uniform(0.5, 2.0, 5)
+    norm = lambda z: z / z.sum(axis=-1, keepdims=True)
+    f = lambda z: (c * norm(z) ** 2 + np.log(norm(z))).sum(axis=-1)
+    total = x.sum(axis=-1, keepdims=True)
+    q = x / total
+    g_raw, h_raw = compose_normalised(q, total, 2 * c * q + 1 / q, 2 * c - 1 / q**2)
+    for k in range(5):
+        e, wide = np.zeros(5), np.zeros(5)
+        e[k], wide[k] = H, 1e-3
+        np.testing.assert_allclose(g_raw[:, k], (f(x + e) - f(x - e)) / (2 * H), rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(h_raw[:, k], (f(x + wide) - 2 * f(x) + f(x - wide)) / 1e-6, rtol=1e-4, atol=1e-5)
 
 
 def test_compose_softmax_of_the_cross_entropy_is_p_minus_onehot_and_p_one_minus_p():

@@ -15,7 +15,8 @@ The multinomial link (``softmax`` over the last axis) is not elementwise: ``mu_j
 raw score of its row through the Jacobian ``J_jk = mu_j (delta_jk - mu_k)``. ``compose_softmax``
 takes a loss whose Hessian in ``mu`` is diagonal (separable in the classes, as the cross-entropy
 ``-log mu_y`` is) and returns the raw gradient ``J^T g`` and the diagonal of the raw Hessian
-``sum_j H_jj J_jk^2 + sum_j g_j d2mu_j/dr_k^2``.
+``sum_j H_jj J_jk^2 + sum_j g_j d2mu_j/dr_k^2``. ``compose_normalised`` is the same for Keras's
+renormalisation of probability rows, ``q = x / sum(x)``.
 """
 
 from __future__ import annotations
@@ -76,17 +77,35 @@ def compose_softmax(mu: np.ndarray, g: np.ndarray, hess: np.ndarray | None = Non
     """``(g_raw, diag H_raw)`` over ``axis`` for ``mu = softmax(r)``, from the loss's derivatives
     ``g`` and (diagonal) ``hess`` in ``mu``.
 
-    With ``s = sum_j g_j mu_j``: ``g_raw_k = mu_k (g_k - s)``. With ``a_j = H_jj mu_j^2 + g_j mu_j``
-    and ``A = sum_j a_j``, the diagonal ``sum_j a_j (delta_jk - mu_k)^2 - mu_k (1 - mu_k) s``
-    simplifies to ``a_k (1 - 2 mu_k) + mu_k^2 A - mu_k (1 - mu_k) s``."""
-    gm = g * mu
-    s = gm.sum(axis=axis, keepdims=True)
-    g_raw = gm - mu * s
+    With ``s = sum_j g_j mu_j``: ``g_raw_k = mu_k (g_k - s)``. With ``a_j = H_jj mu_j^2``,
+    ``b_j = g_j mu_j`` and their sums ``A``, ``B``, the diagonal
+    ``sum_j (a_j + b_j) (delta_jk - mu_k)^2 - mu_k (1 - mu_k) B`` simplifies to
+    ``(a_k + b_k) (1 - 2 mu_k) + mu_k^2 (A + B) - mu_k (1 - mu_k) B``."""
+    g_raw = mu * (g - _rowsum(g * mu, axis))
     if hess is None:
         return g_raw, None
-    a = hess * mu * mu + gm
-    total = a.sum(axis=axis, keepdims=True)
-    return g_raw, a * (1 - 2 * mu) + mu * mu * total - mu * (1 - mu) * s
+    a, b = hess * mu * mu, g * mu
+    b_sum = _rowsum(b, axis)
+    return g_raw, (a * (1 - 2 * mu) + mu * mu * _rowsum(a, axis) + b * (1 - 2 * mu) + mu * mu * b_sum
+                   - mu * (1 - mu) * b_sum)
+
+
+def compose_normalised(q: np.ndarray, total: np.ndarray, g: np.ndarray, hess: np.ndarray | None = None,
+                       axis: int = -1) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(g_raw, diag H_raw)`` for ``q = x / sum(x)`` over ``axis`` (Keras's renormalisation of
+    probability rows; ``total`` is the row sum, kept), from the derivatives ``g`` and (diagonal)
+    ``hess`` in ``q``. With ``dq_k/dx_j = (delta_kj - q_k) / S``:
+    ``g_raw_k = (g_k - sum_j g_j q_j) / S`` and
+    ``H_raw_kk = (H_kk (1 - 2 q_k) + sum_j H_jj q_j^2 - 2 g_k + 2 sum_j g_j q_j) / S^2``."""
+    gq = _rowsum(g * q, axis)
+    g_raw = (g - gq) / total
+    if hess is None:
+        return g_raw, None
+    return g_raw, (hess * (1 - 2 * q) + _rowsum(hess * q * q, axis) - 2 * g + 2 * gq) / (total * total)
+
+
+def _rowsum(a: np.ndarray, axis: int) -> np.ndarray:
+    return a.sum(axis=axis, keepdims=True)
 
 
 def softmax_inverse(r: np.ndarray, axis: int = -1) -> np.ndarray:
