@@ -18,7 +18,7 @@ class ParamInfo(BaseModel):
 class CatalogueEntry(BaseModel):
     name: str = Field(description="Canonical snake_case name.")
     aliases: list[str] = Field(description="Other names accepted in the path (matched case-insensitively).")
-    family: str = Field(description="keras, pytorch or other: whose semantics the loss follows.")
+    family: str = Field(description="keras, pytorch, gradient-boosting (sklearn.*) or other: whose semantics the loss follows.")
     group: str = Field(description="The engine module: regression, probabilistic, hinge, ...")
     summary: str
     formula: str = Field(description="The per-sample formula in LaTeX.")

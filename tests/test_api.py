@@ -124,7 +124,8 @@ async def test_catalogue_lists_every_loss(client):
         if entry["family"] == "other":
             assert "paper" in refs or any(k.endswith("_docs") for k in refs), entry["name"]
         else:
-            assert {"keras": {"keras"}, "pytorch": {"pytorch", "pytorch_docs"}}[entry["family"]] <= refs
+            assert {"keras": {"keras"}, "pytorch": {"pytorch", "pytorch_docs"},
+                    "gradient-boosting": {"sklearn", "sklearn_source"}}[entry["family"]] <= refs
         assert entry["default_reduction"] in entry["reductions"]
         for p in entry["params"]:
             assert {"name", "type", "default", "constraints", "description"} <= set(p)

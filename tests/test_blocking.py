@@ -74,7 +74,8 @@ def test_unreduced_blocks_of_rows_agree_with_one_block(loss, params, dtype, redu
     # array parameters along the last axis, the ones blocks of rows take (one per column of the 41 x 7 inputs)
     params = {k: np.linspace(0.5, 2.0, 7).tolist() if isinstance(v, list) else v for k, v in params.items()}
     p = {q.name: q.default for q in loss.params} | params
-    inputs = loss.sample(rng_for(4107), (41, 7), p)
+    # a loss of 1-D inputs (the sklearn.* objectives: one value per sample) is one row of 287
+    inputs = loss.sample(rng_for(4107), (41, 7) if len(loss.sample_shape) > 1 else (287,), p)
     whole = _run_unreduced(loss, inputs, params, dtype, reduction, 1 << 30, monkeypatch)
     blocked = _run_unreduced(loss, inputs, params, dtype, reduction, 16, monkeypatch)
     rtol = 1e-12 if dtype == "float64" else 1e-5

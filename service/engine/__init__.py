@@ -7,6 +7,7 @@
 """
 
 from . import (  # noqa: F401 - registers the losses
+    boosting,
     embedding,
     hinge,
     metric_learning,

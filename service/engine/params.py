@@ -57,13 +57,14 @@ UNIT_OPEN = Interval(0.0, 1.0, low_inclusive=False, high_inclusive=False)
 UNIT_HALF_OPEN = Interval(0.0, 1.0, high_inclusive=False)
 
 # kinds of parameter value
-FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, OPTIONAL_FLOAT, FLOAT_OR_FLOATS, ARRAY, INT_ARRAY = (
-    "float", "int", "bool", "axis", "axes", "optional_int", "optional_float", "float_or_floats", "array", "int_array")
+FLOAT, INT, BOOL, AXIS, AXES, OPTIONAL_INT, OPTIONAL_FLOAT, FLOAT_OR_FLOATS, ARRAY, INT_ARRAY, CHOICE = (
+    "float", "int", "bool", "axis", "axes", "optional_int", "optional_float", "float_or_floats", "array", "int_array",
+    "choice")
 ARRAY_KINDS = (ARRAY, INT_ARRAY)  # array-valued: shape rules checked against the prepared inputs
 _JSON_TYPE = {FLOAT: "number", INT: "integer", BOOL: "boolean", AXIS: "integer",
               AXES: "integer | integer[] | null", OPTIONAL_INT: "integer | null", OPTIONAL_FLOAT: "number | null",
               FLOAT_OR_FLOATS: "number | number[]", ARRAY: "number[] (nested) | null",
-              INT_ARRAY: "integer[] (nested) | null"}
+              INT_ARRAY: "integer[] (nested) | null", CHOICE: "string"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class Param:
     interval: Interval | None = None
     shape_rule: ShapeRule | None = None  # ARRAY: checked against the prepared inputs (check_arrays)
     excluded: Interval | None = None  # a gap inside ``interval`` (Tweedie's power: not in (0, 1))
+    choices: tuple[str, ...] = ()  # CHOICE: the strings accepted
 
     @property
     def type_name(self) -> str:
@@ -110,6 +112,8 @@ class Param:
             parts.append(f"not {self.excluded.describe()}")
         if self.shape_rule is not None:
             parts.append(f"shape must {self.shape_rule.text}")
+        if self.kind == CHOICE:
+            parts.append("one of " + ", ".join(self.choices))
         return "; ".join(parts) or None
 
     def describe(self) -> dict:
@@ -134,6 +138,7 @@ class Param:
             ARRAY: {"anyOf": [_nested_numbers(number), {"type": "null"}]},
             INT_ARRAY: {"anyOf": [_nested_numbers({"type": "integer", **_bounds(self.interval, -_EXACT_INT, _EXACT_INT)}),
                                   {"type": "null"}]},
+            CHOICE: {"type": "string", "enum": list(self.choices)},
         }[self.kind]
         constraint = f" ({self.constraints})" if self.constraints else ""
         return {**schema, "default": self.default, "description": f"{self.description}{constraint}"}
@@ -142,6 +147,11 @@ class Param:
         loc = ("params", self.name)
         if self.kind in ARRAY_KINDS:
             return None if value is None else self._array(value, loc)
+        if self.kind == CHOICE:
+            if not isinstance(value, str) or value not in self.choices:
+                raise ParameterError(f"params.{self.name} must be one of {', '.join(map(repr, self.choices))}, "
+                                     f"got {_show(value)}.", loc)
+            return value
         if self.kind == BOOL:
             if not isinstance(value, bool):
                 raise ParameterError(f"params.{self.name} must be true or false, got {_show(value)}.", loc)

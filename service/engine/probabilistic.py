@@ -26,6 +26,7 @@ from ._math import (
     softmax,
 )
 from .errors import DomainError, ShapeError
+from .link import compose_normalised, compose_softmax
 from .params import BOOL, FLOAT, FLOAT_OR_FLOATS, NON_NEGATIVE, OPTIONAL_INT, UNIT, UNIT_OPEN, Param, normalize_axes
 from .registry import Evaluation, Loss, register
 
@@ -535,27 +536,16 @@ class CategoricalFocalCrossentropy(_DenseCategorical):
                              + dt(2) * _power_term(gamma, w, gamma - 1) / pc + modulating / (pc * pc))
             return g, np.where(inside, h, 0)
 
-        def rowsum(a):
-            return a.sum(axis=axis, keepdims=True)
+        # the chain rule from p to y_pred, through the softmax or through the renormalisation of the rows
+        # (which is the identity on softmax outputs), in service/engine/link.py
+        chain = ((lambda g, h: compose_softmax(s, g, h, axis)) if logits
+                 else (lambda g, h: compose_normalised(q, total, g, h, axis)))
 
         def vjp(up):
-            g, _ = g_h(False)
-            if logits:  # the renormalisation is the identity on softmax outputs
-                grad = s * (g - rowsum(g * s))
-            else:
-                grad = (g - rowsum(g * q)) / total
-            return np.expand_dims(up, axis) * grad
+            return np.expand_dims(up, axis) * chain(*g_h(False))[0]
 
         def hess(up):
-            g, h = g_h(True)
-            two = dt(2)
-            if logits:
-                a, b = h * s * s, g * s
-                hd = (a * (one - two * s) + s * s * rowsum(a) + b * (one - two * s) + s * s * rowsum(b)
-                      - s * (one - s) * rowsum(b))
-            else:
-                hd = (h * (one - two * q) + rowsum(h * q * q) - two * g + two * rowsum(g * q)) / (total * total)
-            return np.expand_dims(up, axis) * hd
+            return np.expand_dims(up, axis) * chain(*g_h(True))[1]
 
         return Evaluation(per_sample, vjp, hess)
 

@@ -40,7 +40,7 @@ class Evaluation:
 class Loss:
     name: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
-    family: ClassVar[str] = "keras"  # keras | pytorch | other
+    family: ClassVar[str] = "keras"  # keras | pytorch | gradient-boosting | other
     group: ClassVar[str] = ""  # module family: regression, probabilistic, hinge, ...
     reducer: ClassVar[Reducer] = KERAS  # the family's reduction rules
     extra_reductions: ClassVar[tuple[str, ...]] = ()  # beyond the family's (kl_div's batchmean)
@@ -118,6 +118,12 @@ class Loss:
         """``evaluate``, told which derivatives the caller will pull (``"gradient"``, ``"hessian"``),
         so that a loss computing them in the same pass as its values can skip the others."""
         return self.evaluate(y_true, y_pred, p)
+
+    def hessian_is_second_derivative(self, p: dict) -> bool:
+        """Whether the offered Hessian is the true second derivative for these parameters (the
+        registry's finite-difference tests hold it to that only then). scikit-learn's gradient-boosting
+        objectives replace it on purpose where it is 0 (see service/engine/boosting.py)."""
+        return True
 
     # --- catalogue ----------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
