@@ -7,7 +7,10 @@ classes)), inputs from ``loss.sample(rng, shape, defaults)``, and is timed as
 ``compute(name, y_true, y_pred, outputs=("loss", "gradient"), dtype=...)`` -- validation,
 forward, reduction, gradient and the finiteness check, exactly what a request pays after parsing.
 Some losses get a second row with ``from_logits=true`` (where PyTorch users call the fused
-built-ins).
+built-ins). The PyTorch family (``torch.*``, issue 10) is compared with the same
+``torch.nn.functional`` call (``TORCH_FAMILY``): its stacked inputs as separate leaves, its array
+parameters as tensors, extra rows where a parameter makes PyTorch run another kernel (``VARIANTS``);
+a name that is not registered is skipped with a printed line.
 
 PyTorch (optional, a benchmark extra only: ``pip install torch==2.13.0``) computes the same
 quantity on the same data in the same dtype: a ``torch.nn.functional`` built-in where one computes
@@ -28,7 +31,7 @@ interleaved (order rotating); medians reported. Losses whose ratio ours/torch ex
 profiled line by line (``--profile``): the costliest source lines of one ``compute`` call.
 
 Prints a Markdown table; raw samples go to ``bench/results/losses-*.json`` (gitignored).
-Example: ``.venv/bin/python bench/bench_losses.py --repeats 7``.
+Example: ``python bench/bench_losses.py --repeats 7`` with a Python that has torch (bench/README.md).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import numpy as np
 from bench._common import ROOT, describe_git, environment, fmt_ms, loadavg, relpath, summarize, write_results
 from bench._lineprof import LineProfiler
 from service.engine import all_losses, compute, get_loss, vecmath
+from service.engine.errors import UnknownLoss
 from service.runtime import limit_math_threads, reuse_freed_memory
 
 try:  # optional: the comparison needs it, the script does not
@@ -67,15 +71,70 @@ TARGET = 1.5  # issue 3: no loss slower than PyTorch by more than 1.5x
 SHAPES: dict[str, tuple[int, ...]] = {
     "circle": (1000, 1000),  # (B, D): the pairwise work is B^2 D = 1e9 multiply-adds, B x B = 1e6 pairs
     "ctc": (25, 400, 100),  # (B, T, C) logits; labels up to T // 2 = 200 tokens
+    # the PyTorch family: stacked inputs along axis 1, about 1e6 numbers in all
+    "torch.gaussian_nll_loss": (5000, 2, 100),  # (N, 2, D): input and var
+    "torch.margin_ranking_loss": (500_000, 2),  # (N, 2): input1 and input2
+    "torch.cosine_embedding_loss": (5000, 2, 100),  # (N, 2, D)
+    "torch.triplet_margin_loss": (3333, 3, 100),  # (N, 3, D): anchor, positive, negative
+    "torch.multilabel_margin_loss": (1000, 100),  # (N, C): the work is every (target, other) pair, N C C = 1e7
+    "torch.ctc_loss": (400, 25, 100),  # (T, N, C) log-probabilities, PyTorch's layout: the Keras ctc row's size
 }
 DEFAULT_SHAPES = {1: (1_000_000,), 2: (10_000, 100), 3: (100, 100, 100), 4: (10, 100, 100, 10)}
 
-# extra rows with other parameters (PyTorch's fused built-ins work on logits)
-VARIANTS: dict[str, list[dict[str, Any]]] = {
-    "binary_crossentropy": [{"from_logits": True}],
-    "categorical_crossentropy": [{"from_logits": True}],
-    "sparse_categorical_crossentropy": [{"from_logits": True}],
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An extra row of a loss: other parameters and, where the row needs other data than the
+    loss's ``sample`` draws (probability targets, an array parameter), its own inputs."""
+
+    params: dict[str, Any]
+    label: str = ""  # what else the row changes, for its title
+    inputs: Callable | None = None  # (rng, shape, params) -> {"y_true", "y_pred"[, "params"]}
+
+
+def _probability_targets(rng, shape, p):
+    """Soft class-probability rows for torch.cross_entropy (PyTorch's other kernel), logits as y_pred."""
+    z = rng.normal(size=shape)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return {"y_true": e / e.sum(axis=1, keepdims=True), "y_pred": rng.normal(0.0, 2.0, shape)}
+
+
+def _pos_weight(rng, shape, p):
+    """0/1 targets, logits and a positive-class weight per column (PyTorch's pos_weight kernel)."""
+    return {"y_true": (rng.random(shape) < 0.5).astype(np.float64), "y_pred": rng.normal(0.0, 2.0, shape),
+            "params": {"pos_weight": rng.uniform(0.5, 2.0, shape[-1])}}
+
+
+def _ctc_inputs(rng, shape, p):
+    """log-probabilities (T, N, C), targets (N, S) padded with 0 after each target length (up to T / 2
+    tokens, classes 1..C-1), input lengths between 3T/4 and T (frames after it get no gradient)."""
+    t, n, c = shape
+    z = rng.normal(size=shape)
+    z -= z.max(axis=-1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    target_lengths = rng.integers(1, t // 2 + 1, n)
+    targets = np.zeros((n, int(target_lengths.max())))
+    for row, length in enumerate(target_lengths):
+        targets[row, :length] = rng.integers(1, c, length)
+    input_lengths = rng.integers(3 * t // 4, t + 1, n)
+    return {"y_true": targets, "y_pred": log_probs,
+            "params": {"input_lengths": input_lengths.tolist(), "target_lengths": target_lengths.tolist()}}
+
+
+# extra rows with other parameters (PyTorch's fused built-ins work on logits; for the torch.* losses,
+# the parameters that make PyTorch run another kernel)
+VARIANTS: dict[str, list[Variant]] = {
+    "binary_crossentropy": [Variant({"from_logits": True})],
+    "categorical_crossentropy": [Variant({"from_logits": True})],
+    "sparse_categorical_crossentropy": [Variant({"from_logits": True})],
+    "torch.cross_entropy": [Variant({}, "probability targets", _probability_targets),
+                            Variant({"label_smoothing": 0.1})],
+    "torch.binary_cross_entropy_with_logits": [Variant({}, "pos_weight (C,)", _pos_weight)],
+    "torch.kl_div": [Variant({"log_target": True})],
+    "torch.poisson_nll_loss": [Variant({"log_input": False})],
 }
+INPUTS: dict[str, Callable] = {"torch.ctc_loss": _ctc_inputs}  # rows whose data the loss's sample cannot draw
 
 BUILTIN, OPS = "torch.nn built-in", "torch ops"
 
@@ -238,12 +297,86 @@ TORCH: dict[str, tuple[str, str, str, Callable]] = {
 }
 
 
+
+
+# --- the PyTorch family: the same torch.nn.functional call, with the same parameters -----------------------
+# Each entry: (description, target kind, number of inputs stacked along y_pred's axis 1 (1: not stacked),
+# factory(params) -> fn(*inputs, target) -> scalar loss). The stacked inputs are separate contiguous
+# leaf tensors on PyTorch's side, as a PyTorch user has them; their gradients are stacked back (untimed)
+# for the comparison. Array parameters arrive as tensors of the row's dtype (lengths as int64).
+
+TORCH_FAMILY: dict[str, tuple[str, str, int, Callable]] = {
+    "torch.l1_loss": ("F.l1_loss", "same", 1, lambda p: lambda x, y: F.l1_loss(x, y)),
+    "torch.mse_loss": ("F.mse_loss", "same", 1, lambda p: lambda x, y: F.mse_loss(x, y)),
+    "torch.huber_loss": ("F.huber_loss", "same", 1, lambda p: lambda x, y: F.huber_loss(x, y, delta=p["delta"])),
+    "torch.smooth_l1_loss": ("F.smooth_l1_loss", "same", 1,
+                             lambda p: lambda x, y: F.smooth_l1_loss(x, y, beta=p["beta"])),
+    "torch.soft_margin_loss": ("F.soft_margin_loss", "same", 1, lambda p: lambda x, y: F.soft_margin_loss(x, y)),
+    "torch.binary_cross_entropy": ("F.binary_cross_entropy", "same", 1,
+                                   lambda p: lambda x, y: F.binary_cross_entropy(x, y, weight=p["weight"])),
+    "torch.binary_cross_entropy_with_logits": (
+        "F.binary_cross_entropy_with_logits", "same", 1,
+        lambda p: lambda x, y: F.binary_cross_entropy_with_logits(x, y, weight=p["weight"], pos_weight=p["pos_weight"])),
+    "torch.kl_div": ("F.kl_div", "same", 1, lambda p: lambda x, y: F.kl_div(x, y, log_target=p["log_target"])),
+    "torch.poisson_nll_loss": ("F.poisson_nll_loss", "same", 1,
+                               lambda p: lambda x, y: F.poisson_nll_loss(x, y, log_input=p["log_input"], full=p["full"],
+                                                                         eps=p["eps"])),
+    "torch.hinge_embedding_loss": ("F.hinge_embedding_loss", "same", 1,
+                                   lambda p: lambda x, y: F.hinge_embedding_loss(x, y, margin=p["margin"])),
+    "torch.gaussian_nll_loss": ("F.gaussian_nll_loss(input, target, var)", "same", 2,
+                                lambda p: lambda mu, var, y: F.gaussian_nll_loss(mu, y, var, full=p["full"],
+                                                                                 eps=p["eps"])),
+    "torch.cross_entropy": ("F.cross_entropy", "auto", 1,
+                            lambda p: lambda x, y: F.cross_entropy(x, y, weight=p["weight"], ignore_index=p["ignore_index"],
+                                                                   label_smoothing=p["label_smoothing"])),
+    "torch.nll_loss": ("F.nll_loss", "labels", 1,
+                       lambda p: lambda x, y: F.nll_loss(x, y, weight=p["weight"], ignore_index=p["ignore_index"])),
+    "torch.margin_ranking_loss": ("F.margin_ranking_loss(x1, x2, target)", "same", 2,
+                                  lambda p: lambda x1, x2, y: F.margin_ranking_loss(x1, x2, y, margin=p["margin"])),
+    "torch.cosine_embedding_loss": ("F.cosine_embedding_loss(x1, x2, target)", "same", 2,
+                                    lambda p: lambda x1, x2, y: F.cosine_embedding_loss(x1, x2, y, margin=p["margin"])),
+    "torch.multilabel_soft_margin_loss": ("F.multilabel_soft_margin_loss", "same", 1,
+                                          lambda p: lambda x, y: F.multilabel_soft_margin_loss(x, y, weight=p["weight"])),
+    "torch.multilabel_margin_loss": ("F.multilabel_margin_loss", "labels", 1,
+                                     lambda p: lambda x, y: F.multilabel_margin_loss(x, y)),
+    "torch.multi_margin_loss": ("F.multi_margin_loss", "labels", 1,
+                                lambda p: lambda x, y: F.multi_margin_loss(x, y, p=p["p"], margin=p["margin"],
+                                                                           weight=p["weight"])),
+    "torch.triplet_margin_loss": ("F.triplet_margin_loss(anchor, positive, negative)", "none", 3,
+                                  lambda p: lambda a, pos, neg, _: F.triplet_margin_loss(
+                                      a, pos, neg, margin=p["margin"], p=p["p"], eps=p["eps"], swap=p["swap"])),
+    "torch.ctc_loss": ("F.ctc_loss(log_probs (T, N, C), targets, input_lengths, target_lengths)", "labels", 1,
+                       lambda p: lambda x, y: F.ctc_loss(x, y, p["input_lengths"], p["target_lengths"], blank=p["blank"],
+                                                         zero_infinity=p["zero_infinity"])),
+}
+
+
 def torch_entry(name: str, params: dict[str, Any]):
+    """(kind, description, target kind, factory, inputs stacked along axis 1) of a row's PyTorch side."""
+    if name in TORCH_FAMILY:
+        what, target, stacked, factory = TORCH_FAMILY[name]
+        return BUILTIN, what, target, factory, stacked
     key = f"{name}|from_logits" if params.get("from_logits") else name
-    return TORCH.get(key)
+    entry = TORCH.get(key)
+    return None if entry is None else (*entry, 1)
 
 
-def torch_target(kind: str, y_true: np.ndarray, dtype) -> Any:
+def torch_params(params: dict[str, Any], dtype) -> dict[str, Any]:
+    """A row's parameters for PyTorch: arrays as tensors of the row's dtype, CTC's lengths as int64."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, (list, tuple, np.ndarray)):
+            as_int = key.endswith("_lengths")
+            value = torch.from_numpy(np.asarray(value, dtype=np.int64 if as_int else dtype))
+        out[key] = value
+    return out
+
+
+def torch_target(kind: str, y_true: np.ndarray, dtype, y_pred_shape: tuple[int, ...]) -> Any:
+    if kind == "none":
+        return None
+    if kind == "auto":  # class indices, or probabilities shaped like the input
+        kind = "same" if y_true.shape == y_pred_shape else "labels"
     if kind == "labels":
         return torch.from_numpy(np.ascontiguousarray(y_true).astype(np.int64))
     if kind == "ctc":
@@ -260,12 +393,15 @@ class Case:
     params: dict[str, Any]  # overrides of the defaults
     shape: tuple[int, ...]
     label: str = ""
+    inputs: Callable | None = None  # the row's own input builder (Variant.inputs, INPUTS), else loss.sample
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # dtype -> prepared inputs
+    drawn_params: dict[str, Any] = field(default_factory=dict)  # array parameters drawn with the inputs
 
     @property
     def title(self) -> str:
-        extra = ", ".join(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in self.params.items())
-        return f"{self.name} ({extra})" if extra else self.name
+        extra = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in self.params.items()]
+        extra += [self.label] if self.label else []
+        return f"{self.name} ({', '.join(extra)})" if extra else self.name
 
 
 def shape_for(loss, overrides: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
@@ -276,15 +412,31 @@ def shape_for(loss, overrides: dict[str, tuple[int, ...]]) -> tuple[int, ...]:
     return DEFAULT_SHAPES.get(len(loss.sample_shape), DEFAULT_SHAPES[2])
 
 
+def registered(names: list[str]) -> list:
+    """The losses of ``names`` that are registered; each missing one is skipped with a printed line
+    (a row written ahead of its loss, e.g. torch.ctc_loss while it is being added)."""
+    losses = []
+    for name in names:
+        try:
+            losses.append(get_loss(name))
+        except UnknownLoss:
+            print(f"  skipped {name}: not a registered loss", flush=True)
+    return losses
+
+
 def build_cases(names: list[str] | None, overrides) -> list[Case]:
-    losses = [get_loss(n) for n in names] if names else all_losses()
+    if names:
+        losses = registered(names)
+    else:
+        losses = all_losses()
+        registered([n for n in TORCH_FAMILY if n not in {loss.name for loss in losses}])  # say which are missing
     cases = []
     for loss in losses:
         shape = shape_for(loss, overrides)
-        cases.append(Case(loss.name, {}, shape))
+        cases.append(Case(loss.name, {}, shape, inputs=INPUTS.get(loss.name)))
         for variant in VARIANTS.get(loss.name, []):
-            if all(any(q.name == k for q in loss.params) for k in variant):
-                cases.append(Case(loss.name, dict(variant), shape))
+            if all(any(q.name == k for q in loss.params) for k in variant.params):
+                cases.append(Case(loss.name, dict(variant.params), shape, variant.label, variant.inputs))
     return cases
 
 
@@ -292,7 +444,9 @@ def prepare(case: Case, dtypes: list[str], seed: int) -> None:
     loss = get_loss(case.name)
     params = {q.name: q.default for q in loss.params} | case.params
     rng = np.random.Generator(np.random.PCG64(seed))
-    arrays = loss.sample(rng, case.shape, params)
+    arrays = case.inputs(rng, case.shape, params) if case.inputs else loss.sample(rng, case.shape, params)
+    case.drawn_params = dict(arrays.get("params", {}))
+    params = params | case.drawn_params
     for dt in dtypes:
         npdt = np.dtype(dt)
         case.data[dt] = {"params": params,
@@ -304,7 +458,8 @@ def prepare(case: Case, dtypes: list[str], seed: int) -> None:
 
 def ours_fn(case: Case, dt: str) -> Callable[[], Any]:
     d = case.data[dt]
-    return lambda: compute(case.name, d["y_true"], d["y_pred"], params=case.params,
+    params = case.params | case.drawn_params
+    return lambda: compute(case.name, d["y_true"], d["y_pred"], params=params,
                            outputs=("loss", "gradient"), dtype=dt)
 
 
@@ -312,18 +467,26 @@ def torch_fn(case: Case, dt: str) -> Callable[[], Any] | None:
     entry = torch_entry(case.name, case.data[dt]["params"]) if torch is not None else None
     if entry is None:
         return None
-    _, _, target_kind, factory = entry
+    _, _, target_kind, factory, stacked = entry
     d = case.data[dt]
-    loss_fn = factory(d["params"])
-    target = torch_target(target_kind, d["y_true"], np.dtype(dt))
+    loss_fn = factory(torch_params(d["params"], np.dtype(dt)))
     y_pred = d["y_pred"]
+    target = torch_target(target_kind, d["y_true"], np.dtype(dt), y_pred.shape)
+    # stacked inputs: one contiguous array each, split before timing (a PyTorch user holds them apart)
+    inputs = [y_pred] if stacked == 1 else [np.ascontiguousarray(y_pred[:, i]) for i in range(stacked)]
 
     def run():
-        x = torch.from_numpy(y_pred).requires_grad_(True)  # zero-copy leaf
-        value = loss_fn(x, target)
+        xs = [torch.from_numpy(a).requires_grad_(True) for a in inputs]  # zero-copy leaves
+        value = loss_fn(*xs, target)
         value.backward()
-        return value.detach(), x.grad
+        return value.detach(), [x.grad for x in xs]
     return run
+
+
+def torch_gradient(theirs) -> np.ndarray:
+    """PyTorch's gradient of a run, its leaves' gradients stacked along axis 1 like y_pred."""
+    grads = [g.numpy() for g in theirs[1]]
+    return grads[0] if len(grads) == 1 else np.stack(grads, axis=1)
 
 
 def agreement(ours, theirs, dt: str) -> dict[str, Any]:
@@ -331,7 +494,7 @@ def agreement(ours, theirs, dt: str) -> dict[str, Any]:
     lo, lt = float(np.asarray(ours.loss)), float(theirs[0])
     loss_err = abs(lo - lt) / max(abs(lt), 1e-30)
     go = np.asarray(ours.gradient, dtype=np.float64)
-    gt = theirs[1].numpy().astype(np.float64)
+    gt = torch_gradient(theirs).astype(np.float64)
     if go.shape != gt.shape:
         return {"ok": False, "why": f"gradient shape {go.shape} vs torch {gt.shape}"}
     grad_err = float(np.linalg.norm(go - gt) / max(np.linalg.norm(gt), 1e-30))
@@ -369,7 +532,7 @@ def time_case(case: Case, args) -> dict[str, Any]:
         # float32 results differ: is it float32 rounding (both as far from the float64 result) or a bug?
         ref = np.asarray(first["ours float64"].gradient, dtype=np.float64)
         err = lambda g: float(np.linalg.norm(np.asarray(g, dtype=np.float64) - ref) / max(np.linalg.norm(ref), 1e-30))
-        ours_err, torch_err = err(first["ours float32"].gradient), err(first["torch float32"][1].numpy())
+        ours_err, torch_err = err(first["ours float32"].gradient), err(torch_gradient(first["torch float32"]))
         a32.update(ours_grad_err_vs_f64=ours_err, torch_grad_err_vs_f64=torch_err)
         if ours_err <= max(a32["tol"], 2 * torch_err):
             a32["ok"] = True
@@ -534,7 +697,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="seconds of timed rounds per case; slow cases get fewer rounds, at least 3 (default 30)")
     ap.add_argument("--shape", action="append", default=[], metavar="NAME=AxB[xC]",
                     help="override a loss's y_pred shape, e.g. --shape circle=2000x500 (repeatable)")
-    ap.add_argument("--no-variants", action="store_true", help="skip the from_logits rows")
+    ap.add_argument("--no-variants", action="store_true", help="skip the extra rows (from_logits, other kernels)")
     ap.add_argument("--no-torch", action="store_true", help="time ours only")
     ap.add_argument("--no-reuse-memory", action="store_true",
                     help="time NumPy with glibc's default allocator (the service reuses freed memory)")
@@ -570,7 +733,7 @@ def main(argv=None) -> int:
     env_blas = args.blas_threads if limit_math_threads(args.blas_threads) else "default"
     if torch is None:
         print("PyTorch is not installed, so only our timings are shown. It is a benchmark extra, never a runtime "
-              "dependency: install it with `.venv/bin/pip install torch==2.13.0` (CPU wheel) to compare.\n")
+              "dependency: install torch==2.13.0 (CPU wheel) in a venv of its own to compare (bench/README.md).\n")
         args.no_torch = True
     else:
         torch.set_num_threads(args.torch_threads)
@@ -583,7 +746,7 @@ def main(argv=None) -> int:
 
     cases = build_cases(args.names, args.shapes)
     if args.no_variants:
-        cases = [c for c in cases if not c.params]
+        cases = [c for c in cases if not c.params and not c.label]
     results = []
     print(f"{len(cases)} cases; dtypes {', '.join(args.dtypes)}; load average {env['load_start']}", flush=True)
     for case in cases:
@@ -613,7 +776,7 @@ def main(argv=None) -> int:
             targets = [(r["title"], max(r["ratios"], key=r["ratios"].get)) for r in results
                        if any(x > TARGET for x in r.get("ratios", {}).values())]
         else:
-            wanted = {get_loss(n.strip()).name for n in args.profile.split(",") if n.strip()}
+            wanted = {loss.name for loss in registered([n.strip() for n in args.profile.split(",") if n.strip()])}
             targets = [(r["title"], args.dtypes[0]) for r in results if r["loss"] in wanted and "error" not in r]
         by_title = {c.title: c for c in cases}
         for title, dt in targets:

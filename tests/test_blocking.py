@@ -1,5 +1,6 @@
-"""Large inputs of the elementwise losses are computed in blocks of rows (``MeanOverAxis``): the
-blocked path must give what the one-block path gives, for every such loss and parameter set."""
+"""Large inputs of the elementwise losses are computed in blocks of rows (``MeanOverAxis``, and the
+unreduced ``Elementwise`` losses of the PyTorch family): the blocked path must give what the
+one-block path gives, for every such loss and parameter set."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import numpy as np
 import pytest
 
 from service.engine import all_losses, compute
-from service.engine._math import MeanOverAxis
+from service.engine._math import Elementwise, MeanOverAxis
 from service.engine.sampling import rng_for
 from tests.test_gradients import param_variants
 
 OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
 ELEMENTWISE = [loss for loss in all_losses() if isinstance(loss, MeanOverAxis)]
 CASES = [(loss, params) for loss in ELEMENTWISE for params in param_variants(loss)]
+UNREDUCED = [loss for loss in all_losses() if isinstance(loss, Elementwise) and loss.axis_reduction == "none"]
+UNREDUCED_CASES = [(loss, params) for loss in UNREDUCED for params in param_variants(loss)]
 
 
 def _run(loss, inputs, params, dtype, block, monkeypatch):
@@ -54,3 +57,32 @@ def test_only_requested_derivatives_are_computed():
     with_gradient = loss.evaluate_for(np.zeros_like(x), x, {}, frozenset({"gradient"}))
     np.testing.assert_allclose(with_gradient.vjp(np.ones(3)), 2 * x / 4)
     assert with_gradient.hess is None
+
+
+def _run_unreduced(loss, inputs, params, dtype, reduction, block, monkeypatch):
+    monkeypatch.setattr(type(loss), "blocked", True)  # as above: safe to block, opted in or not
+    monkeypatch.setattr(Elementwise, "BLOCK_ELEMENTS", block)
+    outputs = OUTPUTS if loss.hessian else OUTPUTS[:3]
+    return compute(loss, inputs["y_true"], inputs["y_pred"], params=params, reduction=reduction, outputs=outputs,
+                   dtype=dtype)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss,params", UNREDUCED_CASES, ids=[f"{loss.name}-{params}" for loss, params in UNREDUCED_CASES])
+def test_unreduced_blocks_of_rows_agree_with_one_block(loss, params, dtype, reduction, monkeypatch):
+    # array parameters along the last axis, the ones blocks of rows take (one per column of the 41 x 7 inputs)
+    params = {k: np.linspace(0.5, 2.0, 7).tolist() if isinstance(v, list) else v for k, v in params.items()}
+    p = {q.name: q.default for q in loss.params} | params
+    inputs = loss.sample(rng_for(4107), (41, 7), p)
+    whole = _run_unreduced(loss, inputs, params, dtype, reduction, 1 << 30, monkeypatch)
+    blocked = _run_unreduced(loss, inputs, params, dtype, reduction, 16, monkeypatch)
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    compared = 0
+    for name in OUTPUTS:
+        a, b = getattr(whole, name), getattr(blocked, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_allclose(b, a, rtol=rtol, atol=0, err_msg=name)
+            compared += 1
+    assert compared >= 3

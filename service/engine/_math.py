@@ -119,6 +119,12 @@ def scaled_in_place(a: np.ndarray, factor: np.ndarray, inputs: tuple[np.ndarray,
     return a * factor
 
 
+def constant_of(a: np.ndarray) -> Any:
+    """The one number an array broadcasts (every stride 0, as ``np.broadcast_to`` makes PyTorch's
+    ``mean`` and ``sum`` upstreams), or None: scaling by the number skips reading a second array."""
+    return a[(0,) * a.ndim] if a.size and not any(a.strides) else None
+
+
 def sign(x: np.ndarray) -> np.ndarray:
     """sign with sign(0) = 0: the TensorFlow/PyTorch subgradient of |x| at 0."""
     return np.sign(x)
@@ -146,7 +152,7 @@ class Elementwise(Loss):
     intermediate of ``terms`` that nothing reads afterwards.
 
     Fast paths are opt-in (tests/test_blocking.py holds each to the plain path). With ``blocked``,
-    large inputs reduced over their last axis are computed in blocks of rows of about
+    large inputs (reduced over their last axis, or not reduced) are computed in blocks of rows of about
     ``BLOCK_ELEMENTS`` numbers, the derivatives a request asks for included: a block's dozen
     temporaries stay in the CPU cache instead of each making a round trip through memory, and the
     peak memory is a few blocks rather than a dozen arrays of y_pred's size. It pays for the
@@ -208,31 +214,44 @@ class Elementwise(Loss):
         """``per_sample`` is the elementwise term; the upstream scales its derivatives entry by entry."""
         shape = y_pred.shape
         y_true, y_pred = y_true.reshape(y_true.shape or (1,)), y_pred.reshape(shape or (1,))  # ufuncs keep arrays
-        value, lazy_d1, lazy_d2 = self.terms(y_true, y_pred, p)
-        if isinstance(value, AxisSums):  # pragma: no cover - a loss bug: nothing is summed here
-            raise TypeError(f"{self.name}: AxisSums needs an axis reduction")
-        d1 = lazy_d1() if "gradient" in derivatives else None
-        d2 = lazy_d2() if "hessian" in derivatives and self.hessian and lazy_d2 is not None else None
+        want_d2 = "hessian" in derivatives and self.hessian
+        # blocks of rows need every array parameter to broadcast along the last axis only (pos_weight (C,))
+        blocked = (self.blocked and y_pred.size > 2 * self.BLOCK_ELEMENTS and y_true.shape == y_pred.shape
+                   and y_pred.flags.c_contiguous and y_true.flags.c_contiguous
+                   and all(np.ndim(v) <= 1 for v in p.values() if isinstance(v, np.ndarray)))
+        if blocked:
+            value, d1, d2 = self._blocks(y_true, y_pred, p, "gradient" in derivatives, want_d2, reduce_rows=False)
+        else:
+            value, lazy_d1, lazy_d2 = self.terms(y_true, y_pred, p)
+            if isinstance(value, AxisSums):  # pragma: no cover - a loss bug: nothing is summed here
+                raise TypeError(f"{self.name}: AxisSums needs an axis reduction")
+            d1 = lazy_d1() if "gradient" in derivatives else None
+            d2 = lazy_d2() if want_d2 and lazy_d2 is not None else None
         factor = y_pred.dtype.type(self.grad_factor)
         inputs = (y_true, y_pred)
 
         def vjp(up: np.ndarray) -> np.ndarray:
+            c = constant_of(up)
+            if c is not None:  # mean and sum: one number scales the whole array
+                return scaled_in_place(d1, np.asarray(c if self.grad_factor == 1.0 else c * factor), inputs)
             scale = up.reshape(y_pred.shape) if self.grad_factor == 1.0 else up.reshape(y_pred.shape) * factor
             return scaled_in_place(d1, scale, inputs)
 
         def hess(up: np.ndarray) -> np.ndarray:
-            return scaled_in_place(d2, up.reshape(y_pred.shape), inputs)
+            c = constant_of(up)
+            return scaled_in_place(d2, np.asarray(c) if c is not None else up.reshape(y_pred.shape), inputs)
 
         return Evaluation(np.asarray(value, dtype=y_pred.dtype).reshape(shape), vjp if d1 is not None else None,
                           hess if d2 is not None else None)
 
-    def _blocks(self, y_true: np.ndarray, y_pred: np.ndarray, p: dict, want_d1: bool,
-                want_d2: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Row sums and the requested derivatives, computed ``BLOCK_ELEMENTS`` numbers at a time
-        (the reduced axis is the last and contiguous, so the rows are independent)."""
+    def _blocks(self, y_true: np.ndarray, y_pred: np.ndarray, p: dict, want_d1: bool, want_d2: bool,
+                reduce_rows: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Row sums (or, without ``reduce_rows``, the elementwise values) and the requested
+        derivatives, computed ``BLOCK_ELEMENTS`` numbers at a time (the reduced axis is the last and
+        contiguous, so the rows are independent)."""
         width = y_pred.shape[-1]
         x_rows, y_rows = y_pred.reshape(-1, width), y_true.reshape(-1, width)
-        sums = np.empty(x_rows.shape[0], dtype=y_pred.dtype)
+        sums = np.empty(x_rows.shape[0], dtype=y_pred.dtype) if reduce_rows else np.empty_like(x_rows)
         d1 = np.empty_like(x_rows) if want_d1 else None
         d2 = np.empty_like(x_rows) if want_d2 else None
         p_rows = {**p, "axis": -1} if "axis" in p else p
@@ -240,7 +259,7 @@ class Elementwise(Loss):
         for start in range(0, x_rows.shape[0], step):
             rows = slice(start, start + step)
             value, lazy_d1, lazy_d2 = self.terms(y_rows[rows], x_rows[rows], p_rows)
-            sums[rows] = _summed(value, -1)
+            sums[rows] = _summed(value, -1) if reduce_rows else value
             if d1 is not None:
                 d1[rows] = lazy_d1()
             if lazy_d2 is None:  # this parameter set offers no Hessian
@@ -248,7 +267,7 @@ class Elementwise(Loss):
             if d2 is not None:
                 d2[rows] = lazy_d2()
         shape = y_pred.shape
-        return (sums.reshape(shape[:-1]), None if d1 is None else d1.reshape(shape),
+        return (sums.reshape(shape[:-1] if reduce_rows else shape), None if d1 is None else d1.reshape(shape),
                 None if d2 is None else d2.reshape(shape))
 
 

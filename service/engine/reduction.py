@@ -177,7 +177,8 @@ class TorchReducer(Reducer):
         self.check_sample_weight(sample_weight)
         dt = values.dtype.type
         if reduction == "none":
-            return Reduced(loss=values, per_sample=values, upstream=np.ones_like(values))
+            return Reduced(loss=values, per_sample=values, upstream=np.broadcast_to(np.ones((), values.dtype),
+                                                                                   values.shape))
         if reduction == "sum":
             divisor = dt(1)
         elif reduction == "batchmean":
@@ -197,7 +198,8 @@ class TorchReducer(Reducer):
         else:
             divisor = dt(values.size if normaliser is None else normaliser)
         loss = values.sum(dtype=values.dtype) / divisor
-        upstream = np.full(values.shape, dt(1) / divisor, dtype=values.dtype)
+        # one number for every value, not an array of them (read-only): elementwise losses scale by it directly
+        upstream = np.broadcast_to(np.asarray(dt(1) / divisor, dtype=values.dtype), values.shape)
         return Reduced(loss=np.asarray(loss, dtype=values.dtype), per_sample=values, upstream=upstream)
 
 
