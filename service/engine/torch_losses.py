@@ -772,7 +772,7 @@ class MultiMarginLoss(_ClassAxis):
                 {"y_true": [0, 2], "y_pred": [[0.1, 0.5, -0.3], [0.8, 0.2, 0.4]], "params": {"p": 2, "weight": [2, 1, 1]}})
 
     def prepare(self, y_true, y_pred, p):
-        if y_pred.ndim > 2:
+        if y_pred.ndim not in (1, 2):
             raise ShapeError(f"y_pred must have shape (N, C) or (C); got shape {list(y_pred.shape)}.", ("y_pred",))
         k = self.class_axis(y_pred)
         want = y_pred.shape[:k]
