@@ -73,7 +73,7 @@ class _Objective(Elementwise):
     y_pred_doc = "raw predictions (the booster's scores, before the inverse link), shape (n,)"
     per_sample_doc = "one value per sample: shape (n,), as scikit-learn's loss(...) returns"
     test_variants = ({"hessian": "exact"},)
-    work_doc = "y_pred.size, twice that in float32 (computed in float64, as scikit-learn does, and rounded once)"
+    work_doc = "2 x y_pred.size (computed in float64 whatever the dtype, as scikit-learn does, and rounded once)"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -102,9 +102,9 @@ class _Objective(Elementwise):
         return y_true, y_pred
 
     def work(self, y_true, y_pred, p):
-        # a float32 request is computed in float64 (as scikit-learn's Cython), so its arrays are twice the
-        # size that BYTES_PER_WORK["float32"] counts per value
-        return int(y_pred.size) * (2 if y_pred.dtype == np.float32 else 1)
+        # every request is computed in float64 (as scikit-learn's Cython): a float32 one builds arrays twice
+        # the size that BYTES_PER_WORK["float32"] counts per value, so each value counts as two
+        return 2 * int(y_pred.size)
 
     def hessian_is_second_derivative(self, p):
         return p["hessian"] == "exact" or not self.approximate_hessian
