@@ -15,7 +15,7 @@ from .api.compute import Admission
 from .config import Settings, get_settings
 from .engine import vecmath
 from .engine.errors import LossServiceError
-from .pipeline import Limits
+from .transport.call import Limits
 from .runtime import limit_math_threads, reuse_freed_memory
 
 DESCRIPTION = """

@@ -11,9 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ..engine.errors import LossServiceError
-from ..pipeline import validation_error
+from ..transport.json import dumps, validation_error
 from ..problems import PROBLEM_CONTENT_TYPE, problem_body, simple_problem
-from ..wire import dumps
 
 log = logging.getLogger("service")
 
