@@ -45,6 +45,8 @@ def refusals_the_schema_explains(ctx, response, case):
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive or response.status_code not in (413, 422):
         return None
+    if case.operation.path == "/v2/models/{loss}/infer":  # OIP: see schemathesis.toml's [[operations]]
+        return None
     kind = _problem_type(response)
     if kind not in SCHEMA_INEXPRESSIBLE:
         raise AssertionError(f"Schema-valid request refused with problem type {kind!r}, which JSON Schema can "

@@ -58,10 +58,19 @@ async def model_ready(loss: str = ModelName) -> Response:
     return _json({"name": get_loss(loss).name, "ready": True})
 
 
-@router.post("/models/{loss}/infer", response_model=InferResponse, responses=_ERRORS, summary="Compute a loss (infer)",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/json": {"schema": INFER_REQUEST_SCHEMA},
-                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@router.post("/models/{loss}/infer", response_model=InferResponse, summary="Compute a loss (infer)",
+             responses={200: {"description": "The outputs: JSON, or (binary outputs asked) the JSON header followed by "
+                                             "their bytes, its length in Inference-Header-Content-Length.",
+                              "content": {"application/octet-stream": _BINARY}}, **_ERRORS},
+             openapi_extra={
+                 "parameters": [{"name": oip.HEADER_LENGTH, "in": "header", "required": False,
+                                 "description": "The JSON header's length in bytes when binary tensors follow it.",
+                                 "schema": {"type": "integer", "minimum": 0}}],
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": INFER_REQUEST_SCHEMA},
+                                                               "application/octet-stream": _BINARY}}})
 async def infer(request: Request, loss: str = ModelName) -> Response:
     """JSON tensors, or Triton's binary tensor extension: the JSON header, then the inputs' raw bytes
     (`Inference-Header-Content-Length` gives the header's length). Binary outputs come back the same way,

@@ -109,7 +109,7 @@ def _decode_tensor(tensor: Any, index: int, body: bytes, offset: int, limits: Li
     wire_dtype = WIRE_DTYPES[datatype]
     shape = _shape(tensor, where, limits.max_rank)
     count = math.prod(shape)
-    parameters = tensor.get("parameters") or {}
+    parameters = tensor.get("parameters", {})
     if not isinstance(parameters, dict):
         raise FramingError(f"{where}.parameters must be an object.")
     size = parameters.get("binary_data_size")
@@ -158,9 +158,9 @@ def _decode_tensor(tensor: Any, index: int, body: bytes, offset: int, limits: Li
 
 
 def _outputs(obj: dict, spec: Loss, binary_default: bool) -> tuple[tuple[str, ...], dict[str, bool]]:
-    outputs = obj.get("outputs")
-    if outputs is None:
+    if "outputs" not in obj:
         return DEFAULT_OUTPUTS, {n: binary_default for n in OUTPUTS}
+    outputs = obj["outputs"]
     if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
                                                  for o in outputs):
         raise FramingError("outputs must be a list of objects with a name.")
@@ -168,10 +168,11 @@ def _outputs(obj: dict, spec: Loss, binary_default: bool) -> tuple[tuple[str, ..
     for i, out in enumerate(outputs):
         if out["name"] not in OUTPUTS:
             raise InvalidInput(f"outputs may only name {', '.join(OUTPUTS)}; got {out['name']!r}.", ("outputs", i))
-        parameters = out.get("parameters") or {}
+        parameters = out.get("parameters", {})
+        if not isinstance(parameters, dict) or not isinstance(parameters.get("binary_data", False), bool):
+            raise FramingError(f"outputs[{i}].parameters must be an object whose binary_data is true or false.")
         names.append(out["name"])
-        binary[out["name"]] = bool(parameters.get("binary_data", binary_default)) if isinstance(parameters, dict) \
-            else binary_default
+        binary[out["name"]] = parameters.get("binary_data", binary_default)
     return tuple(names), binary
 
 
@@ -186,11 +187,13 @@ def decode(spec: Loss, body: bytes, header_length: str | None, limits: Limits) -
         raise FramingError(f"The inference request has unknown field{'s' if len(unknown) > 1 else ''} "
                            f"{', '.join(map(repr, unknown))}; it may hold {', '.join(REQUEST_KEYS)}.")
     request_id = obj.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if "id" in obj and not isinstance(request_id, str):
         raise FramingError(f"id must be a string; got {request_id!r:.40}.")
-    parameters = obj.get("parameters") or {}
+    parameters = obj.get("parameters", {})
     if not isinstance(parameters, dict):
         raise FramingError("parameters must be an object of loss parameters, reduction and dtype.")
+    if not isinstance(parameters.get("binary_data_output", False), bool):
+        raise FramingError("parameters.binary_data_output must be true or false.")
     inputs = obj.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise FramingError("inputs must be a non-empty list of tensors; send at least y_pred.")
@@ -214,7 +217,7 @@ def decode(spec: Loss, body: bytes, header_length: str | None, limits: Limits) -
     if "y_pred" not in tensors:
         raise InvalidInput("inputs has no y_pred; send the predictions as the input tensor y_pred.", ("y_pred",))
     dtype = parameters.get("dtype", "float32" if datatypes["y_pred"] in HALF_TYPES else "float64")
-    outputs, binary = _outputs(obj, spec, bool(parameters.get("binary_data_output", False)))
+    outputs, binary = _outputs(obj, spec, parameters.get("binary_data_output", False))
     call = LossCall(spec, tensors.get("y_true"), tensors["y_pred"], tensors.get("sample_weight"),
                     params={k: v for k, v in parameters.items() if k not in TRANSPORT_PARAMETERS},
                     array_params={k: v for k, v in tensors.items() if k not in ARRAY_FIELDS},
