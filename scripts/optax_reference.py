@@ -24,8 +24,7 @@ Optax and JAX are reference-only, never runtime or CI dependencies. To regenerat
 
 from __future__ import annotations
 
-import json
-import math
+import sys
 from pathlib import Path
 
 import jax
@@ -35,6 +34,9 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402 - after enabling float64
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/_reference_json.py, run from anywhere
+from _reference_json import nonfinite_to_str, wire, write_reference  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "optax_reference.json"
 SEED = 20261202
@@ -197,19 +199,6 @@ def run(loss, y_true, y_pred, params, weights, reduction, dtype):
             {"loss": value, "per_sample": per_sample, "gradient": gradient, "hessian": diagonal}.items()}
 
 
-def wire(array, dtype):
-    array = np.asarray(array)
-    return array.tolist() if array.dtype.kind in "iu" else array.astype(dtype).tolist()
-
-
-def nonfinite_to_str(value):
-    if isinstance(value, list):
-        return [nonfinite_to_str(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
 def case(loss, name, y_true, y_pred, params, weights, reduction, dtype):
     jdt = DTYPES[dtype]
     wired_pred = np.asarray(y_pred).astype(dtype)
@@ -264,10 +253,7 @@ def build() -> dict:
 
 def main() -> None:
     out = build()
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(out, sort_keys=True, indent=1, allow_nan=False) + "\n")
-    print(f"wrote {len(out['cases'])} cases and {len(out['nonfinite'])} non-finite cases of {len(LOSSES)} losses "
-          f"to {OUT.relative_to(OUT.parents[2])} ({OUT.stat().st_size / 1e6:.2f} MB)")
+    write_reference(OUT, out, len(LOSSES))
 
 
 if __name__ == "__main__":

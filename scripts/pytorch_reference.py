@@ -21,8 +21,7 @@ its own:
 
 from __future__ import annotations
 
-import json
-import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/_reference_json.py, run from anywhere
+from _reference_json import nonfinite_to_str, wire, write_reference  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "pytorch_reference.json"
 SEED = 20261201
@@ -423,26 +425,8 @@ def call(loss: str, target, stacked, params: dict, reduction: str):
     return fn(stacked, target, reduction=reduction, **params)
 
 
-def wire(array: np.ndarray | None, dtype: str):
-    """The JSON value a client sends: integers stay integers, floats are rounded to the dtype."""
-    if array is None:
-        return None
-    array = np.asarray(array)
-    if array.dtype.kind in "iu":
-        return array.tolist()
-    return array.astype(dtype).tolist()
-
-
 def wire_params(params: dict, dtype: str) -> dict:
     return {k: wire(v, dtype) if k in FLOAT_ARRAY_PARAMS else v for k, v in params.items()}
-
-
-def nonfinite_to_str(value):
-    if isinstance(value, list):
-        return [nonfinite_to_str(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def run_torch(loss: str, variant: Variant, dtype: str, reduction: str, compute_dtype: torch.dtype) -> dict:
@@ -507,10 +491,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # kl_div's "mean" warns that batchmean is the true KL
         out = build()
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(out, sort_keys=True, indent=1, allow_nan=False) + "\n")
-    print(f"wrote {len(out['cases'])} cases and {len(out['nonfinite'])} non-finite cases of {len(LOSSES)} losses "
-          f"to {OUT.relative_to(OUT.parents[2])} ({OUT.stat().st_size / 1e6:.2f} MB)")
+    write_reference(OUT, out, len(LOSSES))
 
 
 if __name__ == "__main__":

@@ -17,21 +17,17 @@ that scale, float64: 1.2e-15).
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from . import reference_files
 
-REFERENCE_PATH = Path(__file__).resolve().parent / "data" / "optax_reference.json"
+REFERENCE_PATH = reference_files.DATA / "optax_reference.json"
 TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (2e-5, 2e-6)}  # (rtol, atol relative to the output's scale)
 OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
 
 
-@lru_cache(maxsize=1)
 def reference() -> dict:
-    return json.loads(REFERENCE_PATH.read_text())
+    return reference_files.load(REFERENCE_PATH.name)
 
 
 def cases() -> list[dict]:
@@ -48,15 +44,7 @@ def path(case: dict) -> str:
 
 def assert_close(actual: Any, expected: Any, dtype: str, where: str) -> None:
     rtol, atol = TOLERANCES[dtype]
-    assert actual is not None, f"{where}: missing, the peer gives {expected!r}"
-    got, want = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert got.shape == want.shape, f"{where}: shape {got.shape}, the peer's is {want.shape}"
-    limit = rtol * np.abs(want) + atol * max(1.0, float(np.abs(want).max(initial=0.0)))
-    bad = ~(np.abs(got - want) <= limit)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise AssertionError(f"{where}{list(first)}: {got[first]!r}, the peer gives {want[first]!r} "
-                             f"({int(bad.sum())} of {bad.size} outside rtol {rtol}, atol {atol} x scale)")
+    reference_files.assert_close(actual, expected, where, rtol=rtol, atol=atol, peer="the peer", scaled=True)
 
 
 def check(case: dict, response: Any) -> None:

@@ -21,22 +21,18 @@ same inputs; CTC only, whose float32 log-space recursion loses about 1e-5); twic
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+from . import reference_files
 
-REFERENCE_PATH = Path(__file__).resolve().parent / "data" / "pytorch_reference.json"
+REFERENCE_PATH = reference_files.DATA / "pytorch_reference.json"
 TOLERANCES = {"float64": (1e-10, 1e-12), "float32": (2e-5, 1e-6)}  # (rtol, atol)
 OUTPUTS = ("loss", "per_sample", "gradient")
 
 
-@lru_cache(maxsize=1)
 def reference() -> dict:
     """The whole file: torch_version, seed, cases, nonfinite."""
-    return json.loads(REFERENCE_PATH.read_text())
+    return reference_files.load(REFERENCE_PATH.name)
 
 
 def cases() -> list[dict]:
@@ -66,15 +62,7 @@ def assert_close(actual: Any, expected: Any, dtype: str, where: str, rounding: f
     """``actual`` has ``expected``'s shape and each number is within the dtype's tolerance, widened by
     twice the reference's own recorded ``rounding``."""
     rtol, atol = TOLERANCES[dtype]
-    atol += 2 * rounding
-    assert actual is not None, f"{where}: missing, PyTorch gives {expected!r}"
-    got, want = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert got.shape == want.shape, f"{where}: shape {got.shape}, PyTorch's is {want.shape}"
-    bad = ~(np.abs(got - want) <= atol + rtol * np.abs(want))
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise AssertionError(f"{where}{list(first)}: {got[first]!r}, PyTorch gives {want[first]!r} "
-                             f"({int(bad.sum())} of {bad.size} outside rtol {rtol}, atol {atol})")
+    reference_files.assert_close(actual, expected, where, rtol=rtol, atol=atol + 2 * rounding, peer="PyTorch")
 
 
 def check(case: dict, response: Any) -> None:

@@ -19,6 +19,20 @@ UNREDUCED = [loss for loss in all_losses() if isinstance(loss, Elementwise) and 
 UNREDUCED_CASES = [(loss, params) for loss in UNREDUCED for params in param_variants(loss)]
 
 
+def assert_same_outputs(whole, blocked, dtype: str) -> None:
+    """Every output of the one-block result equals the blocked one's up to rounding (at least loss,
+    per_sample and gradient are compared)."""
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    compared = 0
+    for name in OUTPUTS:
+        a, b = getattr(whole, name), getattr(blocked, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_allclose(b, a, rtol=rtol, atol=0, err_msg=name)
+            compared += 1
+    assert compared >= 3
+
+
 def _run(loss, inputs, params, dtype, block, monkeypatch):
     monkeypatch.setattr(type(loss), "blocked", True)  # every such loss must be safe to block, opted in or not
     monkeypatch.setattr(MeanOverAxis, "BLOCK_ELEMENTS", block)
@@ -37,15 +51,7 @@ def test_blocks_of_rows_agree_with_one_block(loss, params, dtype, monkeypatch):
     inputs = loss.sample(rng_for(4107), (41, 7), p)
     whole = _run(loss, inputs, params, dtype, 1 << 30, monkeypatch)
     blocked = _run(loss, inputs, params, dtype, 16, monkeypatch)
-    rtol = 1e-12 if dtype == "float64" else 1e-5
-    compared = 0
-    for name in OUTPUTS:
-        a, b = getattr(whole, name), getattr(blocked, name)
-        assert (a is None) == (b is None), name
-        if a is not None:
-            np.testing.assert_allclose(b, a, rtol=rtol, atol=0, err_msg=name)
-            compared += 1
-    assert compared >= 3
+    assert_same_outputs(whole, blocked, dtype)
 
 
 def test_only_requested_derivatives_are_computed():
@@ -78,12 +84,4 @@ def test_unreduced_blocks_of_rows_agree_with_one_block(loss, params, dtype, redu
     inputs = loss.sample(rng_for(4107), (41, 7) if len(loss.sample_shape) > 1 else (287,), p)
     whole = _run_unreduced(loss, inputs, params, dtype, reduction, 1 << 30, monkeypatch)
     blocked = _run_unreduced(loss, inputs, params, dtype, reduction, 16, monkeypatch)
-    rtol = 1e-12 if dtype == "float64" else 1e-5
-    compared = 0
-    for name in OUTPUTS:
-        a, b = getattr(whole, name), getattr(blocked, name)
-        assert (a is None) == (b is None), name
-        if a is not None:
-            np.testing.assert_allclose(b, a, rtol=rtol, atol=0, err_msg=name)
-            compared += 1
-    assert compared >= 3
+    assert_same_outputs(whole, blocked, dtype)

@@ -11,19 +11,17 @@ Cases the peer refuses are 422 problem+json naming the recorded field.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from service.engine import all_losses
 
+from . import reference_files
 from .conftest import assert_problem, loc_text
 
 pytestmark = pytest.mark.anyio
 
-REFERENCE = json.loads((Path(__file__).resolve().parent / "data" / "metrics_reference.json").read_text())
+REFERENCE = reference_files.load("metrics_reference.json")
 CASES, REFUSED = REFERENCE["cases"], REFERENCE["refused"]
 TOLERANCES = {"float64": (1e-12, 1e-14), "float32": (2e-5, 1e-6), "computed_in_float32": (2e-6, 1e-7)}
 # the losses losses.md says a peer computes: each must have cases here
@@ -32,8 +30,7 @@ MATCHED = {"quantile", "zero_one", "tweedie_deviance", "poisson_deviance", "gamm
 
 def _close(actual, expected, tolerance, where):
     rtol, atol = TOLERANCES[tolerance]
-    assert actual is not None, f"{where}: missing"
-    assert abs(actual - expected) <= atol + rtol * abs(expected), f"{where}: {actual!r}, the peer gives {expected!r}"
+    reference_files.assert_close(actual, expected, where, rtol=rtol, atol=atol, peer="the peer")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

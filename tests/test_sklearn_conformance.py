@@ -17,9 +17,7 @@ Tolerances, per number: |actual - expected| <= atol + rtol * |expected|, with
 
 from __future__ import annotations
 
-import json
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +25,17 @@ import pytest
 
 from service.engine import all_losses, get_loss
 
+from . import reference_files
+
 pytestmark = pytest.mark.anyio
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "sklearn_reference.json"
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "sklearn_reference.py"
 TOLERANCES = {"float64": (1e-12, 1e-13), "float32": (2e-6, 1e-6)}
 OUTPUTS = ("loss", "per_sample", "gradient", "hessian")
 
 
-@lru_cache(maxsize=1)
 def reference() -> dict:
-    return json.loads(REFERENCE.read_text())
+    return reference_files.load("sklearn_reference.json")
 
 
 CASES = reference()["cases"]
@@ -47,14 +45,7 @@ FAMILY = sorted(loss.name for loss in all_losses() if loss.family == "gradient-b
 
 def assert_close(actual, expected, dtype: str, where: str) -> None:
     rtol, atol = TOLERANCES[dtype]
-    assert actual is not None, f"{where}: missing, scikit-learn gives {expected!r}"
-    got, want = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    assert got.shape == want.shape, f"{where}: shape {got.shape}, scikit-learn's is {want.shape}"
-    bad = ~(np.abs(got - want) <= atol + rtol * np.abs(want))
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise AssertionError(f"{where}{list(first)}: {got[first]!r}, scikit-learn gives {want[first]!r} "
-                             f"({int(bad.sum())} of {bad.size} outside rtol {rtol}, atol {atol})")
+    reference_files.assert_close(actual, expected, where, rtol=rtol, atol=atol, peer="scikit-learn")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])

@@ -100,6 +100,18 @@ def as_labels(x: np.ndarray, field: str, n_classes: int | None, *, allow: int | 
     return labels
 
 
+def labelled_embeddings(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """The integer labels of a batch of embeddings: y_pred (batch, dim), y_true one label per row
+    (the metric-learning losses that take labels, circle and ntxent)."""
+    if y_pred.ndim != 2:
+        raise ShapeError(f"y_pred must be embeddings of shape (batch, dim); got shape {list(y_pred.shape)}.",
+                         ("y_pred",))
+    if y_true.shape != y_pred.shape[:1]:
+        raise ShapeError(f"y_true must be one integer label per embedding, shape {[y_pred.shape[0]]}; "
+                         f"got shape {list(y_true.shape)}.", ("y_true",))
+    return as_labels(y_true, "y_true", None)
+
+
 def same_shape(y_true: np.ndarray, y_pred: np.ndarray, hint: str = "") -> None:
     if y_true.shape != y_pred.shape:
         raise ShapeError(

@@ -143,13 +143,7 @@ class Circle(Loss):
         return max(y_pred.shape[0] ** 2, y_pred.size)
 
     def prepare(self, y_true, y_pred, p):
-        if y_pred.ndim != 2:
-            raise ShapeError(f"y_pred must be embeddings of shape (batch, dim); got shape {list(y_pred.shape)}.",
-                             ("y_pred",))
-        if y_true.shape != y_pred.shape[:1]:
-            raise ShapeError(f"y_true must be one integer label per embedding, shape {[y_pred.shape[0]]}; "
-                             f"got shape {list(y_true.shape)}.", ("y_true",))
-        labels = checks.as_labels(y_true, "y_true", None)
+        labels = checks.labelled_embeddings(y_true, y_pred)
         norms = np.sqrt((y_pred * y_pred).sum(axis=1))
         bad = ~(np.abs(norms - 1) <= UNIT_NORM_TOLERANCE)
         if np.any(bad):

@@ -235,13 +235,7 @@ class NTXent(Loss):
         return max(y_pred.shape[0] ** 2, y_pred.size)
 
     def prepare(self, y_true, y_pred, p):
-        if y_pred.ndim != 2:
-            raise ShapeError(f"y_pred must be embeddings of shape (batch, dim); got shape {list(y_pred.shape)}.",
-                             ("y_pred",))
-        if y_true.shape != y_pred.shape[:1]:
-            raise ShapeError(f"y_true must be one integer label per embedding, shape {[y_pred.shape[0]]}; "
-                             f"got shape {list(y_true.shape)}.", ("y_true",))
-        labels = checks.as_labels(y_true, "y_true", None)
+        labels = checks.labelled_embeddings(y_true, y_pred)
         if len(np.unique(labels)) == len(labels):
             raise DomainError("y_true has no two equal labels, so there is no positive pair: Optax's ntxent divides "
                               "0 by 0 and answers NaN; give at least two embeddings the same label.", ("y_true",))
