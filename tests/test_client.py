@@ -266,3 +266,29 @@ def test_binary_errors_are_typed_by_status(client):
     with pytest.raises(InvalidInput) as caught:
         client.compute_binary("binary_crossentropy", np.array([1.0, 0.0]), np.array([0.5, 1.5]))
     assert caught.value.status == 422 and "y_pred" in caught.value.detail
+
+
+@pytest.mark.parametrize("outputs", [None, ["loss", "gradient"]])
+def test_binary_request_framing_matches_tritonclient(outputs):
+    """The request body is the one tritonclient (the reference OIP client) writes for the same tensors:
+    the same JSON header and the same raw bytes after it."""
+    import tritonclient.http as triton
+
+    from loss_client import _wire
+
+    y_true = np.array([0, 2, 1], dtype=np.int64)
+    y_pred = RNG.dirichlet(np.ones(3), 3).astype(np.float32)
+    pos_weight = np.array([2.0, 0.5, 1.5])
+    body, head_size = _wire.oip_request(y_true, y_pred, None, {"pos_weight": pos_weight, "axis": -1},
+                                        "sum", outputs, "float32")
+    inputs = []
+    for name, array, datatype in (("y_true", y_true, "INT64"), ("y_pred", y_pred, "FP32"),
+                                  ("pos_weight", pos_weight, "FP64")):
+        tensor = triton.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array, binary_data=True)
+        inputs.append(tensor)
+    requested = None if outputs is None else [triton.InferRequestedOutput(n, binary_data=True) for n in outputs]
+    expected, expected_head = triton.InferenceServerClient.generate_request_body(
+        inputs, outputs=requested, parameters={"axis": -1, "reduction": "sum", "dtype": "float32"})
+    assert orjson.loads(body[:head_size]) == orjson.loads(expected[:expected_head])
+    assert body[head_size:] == expected[expected_head:]

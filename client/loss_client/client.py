@@ -108,7 +108,7 @@ class LossClient(_Calls):
 
     >>> with LossClient("http://127.0.0.1:8000") as client:          # doctest: +SKIP
     ...     client.compute("huber", [[0, 1]], [[0.6, 0.4]], params={"delta": 0.5}).loss
-    0.18
+    0.175
     """
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
