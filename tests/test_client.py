@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "client"))
 
 from loss_client import (  # noqa: E402
     AsyncLossClient,
+    BadRequest,
     Exercise,
     InvalidInput,
     LossClient,
@@ -205,8 +206,7 @@ def test_overloaded_carries_retry_after():
     full = QueueFull(8)
     answer = httpx.Response(503, headers={**full.headers, "Content-Type": "application/problem+json"},
                             content=orjson.dumps(problem_body(full, "/v1/losses/mse")))
-    http = httpx.Client(base_url="http://testserver", transport=httpx.MockTransport(lambda request: answer))
-    with LossClient("http://testserver", http=http) as c, pytest.raises(Overloaded) as caught:
+    with mocked_client(answer) as c, pytest.raises(Overloaded) as caught:
         c.compute("mse", [[0.0]], [[1.0]])
     assert caught.value.retry_after == float(full.headers["Retry-After"])
     assert caught.value.detail == full.detail and caught.value.slug == "overloaded"
@@ -292,3 +292,41 @@ def test_binary_request_framing_matches_tritonclient(outputs):
         inputs, outputs=requested, parameters={"axis": -1, "reduction": "sum", "dtype": "float32"})
     assert orjson.loads(body[:head_size]) == orjson.loads(expected[:expected_head])
     assert body[head_size:] == expected[expected_head:]
+
+
+def mocked_client(answer: httpx.Response) -> LossClient:
+    http = httpx.Client(base_url="http://testserver", transport=httpx.MockTransport(lambda request: answer))
+    return LossClient("http://testserver", http=http)
+
+
+def test_binary_response_framing_is_read_in_place():
+    """Triton's response framing: binary outputs in header order after the JSON header, JSON `data`
+    outputs beside them; binary ones are views of the response bytes."""
+    gradient = RNG.normal(size=(3, 2)).astype(np.float32)
+    loss = np.array([0.75])
+    header = orjson.dumps({"model_name": "mse", "outputs": [
+        {"name": "loss", "datatype": "FP64", "shape": [1], "parameters": {"binary_data_size": 8}},
+        {"name": "per_sample", "datatype": "FP64", "shape": [3], "data": [0.5, 1.25, 0.5]},
+        {"name": "gradient", "datatype": "FP32", "shape": [3, 2], "parameters": {"binary_data_size": 24}}]})
+    answer = httpx.Response(200, headers={"Inference-Header-Content-Length": str(len(header))},
+                            content=header + loss.tobytes() + gradient.tobytes())
+    with mocked_client(answer) as c:
+        result = c.compute_binary("mse", np.zeros((3, 2)), np.ones((3, 2)))
+    assert result.loss == 0.75 and result.meta == {"model_name": "mse"}
+    assert result.per_sample.tolist() == [0.5, 1.25, 0.5]
+    assert result.gradient.dtype == np.float32 and result.gradient.tobytes() == gradient.tobytes()
+    assert not result.gradient.flags.owndata and not result.gradient.flags.writeable
+    truncated = httpx.Response(200, headers={"Inference-Header-Content-Length": str(len(header))},
+                               content=header + loss.tobytes() + gradient.tobytes()[:-4])
+    with mocked_client(truncated) as c, pytest.raises(LossServiceError, match="truncated at output 'gradient'"):
+        c.compute_binary("mse", np.zeros((3, 2)), np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("status, expected", [(400, BadRequest), (404, NotFound), (413, PayloadTooLarge),
+                                              (422, InvalidInput), (503, Overloaded)])
+def test_oip_error_bodies_map_to_the_same_classes(status, expected):
+    answer = httpx.Response(status, json={"error": "y_pred values must be in [0, 1]; y_pred[1] = 1.5."})
+    with mocked_client(answer) as c, pytest.raises(expected) as caught:
+        c.compute_binary("bce", np.zeros(2), np.array([0.5, 1.5]))
+    assert type(caught.value) is expected and caught.value.status == status
+    assert caught.value.detail == "y_pred values must be in [0, 1]; y_pred[1] = 1.5." and caught.value.type is None
