@@ -128,8 +128,8 @@ def error_from_body(status: int, body: Any, headers: dict[str, str] | None = Non
     if isinstance(body, dict) and "detail" in body:
         errors = [FieldError(tuple(e.get("loc") or ()), str(e.get("msg", ""))) for e in body.get("errors") or []
                   if isinstance(e, dict)]
-        return cls(status=int(body.get("status") or status), detail=str(body["detail"]), title=str(body.get("title", "")),
-                   type=body.get("type"), errors=errors, body=body, headers=headers)
+        return cls(status=int(body.get("status") or status), detail=str(body["detail"]),
+                   title=str(body.get("title", "")), type=body.get("type"), errors=errors, body=body, headers=headers)
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return cls(status=status, detail=body["error"], body=body, headers=headers)
     return cls(status=status, detail=str(body)[:500], body={}, headers=headers)
