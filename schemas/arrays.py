@@ -1,4 +1,4 @@
-"""Array fields: documented in OpenAPI as nested number arrays, validated by ``service.wire``.
+"""Array fields: documented in OpenAPI as nested number arrays, validated by ``service.transport.json``.
 
 Pydantic leaves these fields untouched (``Any``), so large arrays never become Python-validated
 objects; the wire layer turns them into NumPy with precise, index-naming errors.

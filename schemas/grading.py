@@ -1,7 +1,7 @@
 """Requests and responses of ``POST /v1/grade`` and ``POST /v1/exercises`` (auto-graders).
 
 The routes read raw bytes like the loss routes; these models validate everything except the
-arrays (``service.wire`` turns those into NumPy) and document the bodies in OpenAPI.
+arrays (``service.transport.json`` turns those into NumPy) and document the bodies in OpenAPI.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from service.catalogue import EXAMPLES_PATH
 from service.engine import all_losses
-from service.pipeline import Limits, loss_response
+from service.transport.call import Limits
+from service.transport.json import loss_response
 
 LIMITS = Limits(max_elements=10_000_000, max_rank=8, max_batch_items=64, max_work=100_000_000)
 

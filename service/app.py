@@ -9,13 +9,13 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .api import doc_examples, docs, grading, ops, problems, routes
+from .api import doc_examples, docs, grading, oip, ops, problems, routes
 from .api import openapi as openapi_document
 from .api.compute import Admission
 from .config import Settings, get_settings
 from .engine import vecmath
 from .engine.errors import LossServiceError
-from .pipeline import Limits
+from .transport.call import Limits
 from .runtime import limit_math_threads, reuse_freed_memory
 
 DESCRIPTION = """
@@ -27,6 +27,8 @@ respect to the predictions.
 * `POST /v1/batch` runs several computations in one call.
 * `POST /v1/grade` grades a student's loss, per-sample values and gradient (also as Gradescope
   `results.json` with `?format=gradescope`); `POST /v1/exercises` gives seeded inputs for any loss.
+* `/v2` speaks the Open Inference Protocol (KServe v2, with Triton's binary tensor extension):
+  `tritonclient` and other inference clients call each loss as a model.
 * Errors are RFC 9457 `application/problem+json` naming the field and the fix.
 """
 
@@ -59,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[{"name": "losses", "description": "Compute losses, per-sample values and gradients."},
                       {"name": "catalogue", "description": "What each loss computes, with runnable examples."},
                       {"name": "grading", "description": "Grade a student's loss and gradient; seeded exercises."},
-                      {"name": "operations", "description": "Health, readiness and metrics."}],
+                      {"name": "operations", "description": "Health, readiness and metrics."},
+                      {"name": "oip", "description": "The Open Inference Protocol v2 (KServe, Triton's binary "
+                                                     "tensor extension): each loss is a model."}],
     )
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dependencies = [Depends(_api_key_guard(settings))] if settings.api_key else []
     app.include_router(routes.router, dependencies=dependencies)
     app.include_router(grading.router, dependencies=dependencies)
+    app.include_router(oip.router, dependencies=dependencies)
     app.include_router(ops.router)
     ops.install(app, metrics)
     docs.install(app)

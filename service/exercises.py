@@ -33,7 +33,7 @@ The algorithm, for a request ``{loss, params, shape, seed, sample_weight, decima
    cannot take is a 422 naming ``shape``. Arrays whose values are all integers (labels, one-hot
    rows, {0, 1} targets) are written as JSON integers.
 
-Nothing here imports the web framework: bodies in, bodies out, like ``service.pipeline``.
+Nothing here imports the web framework: bodies in, bodies out, like ``service.transport``.
 """
 
 from __future__ import annotations
@@ -48,13 +48,14 @@ import numpy as np
 
 from schemas.grading import ExerciseRequest
 
-from . import wire
+from .transport import json as json_wire
 from .engine import PreparedCall, get_loss, prepare_call
 from .engine.errors import InvalidInput, LimitExceeded, NotInFamily, ShapeError, UnknownLoss
 from .engine.params import bind, normalize_axes
 from .engine.registry import Loss
 from .engine.sampling import draw, rng_for
-from .pipeline import Limits, Plan, unknown_loss_in_body, validate_body
+from .transport.call import Limits, Plan
+from .transport.json import unknown_loss_in_body, validate_body
 
 DEFAULT_DECIMALS = 4
 
@@ -189,7 +190,7 @@ def as_json_array(x: np.ndarray) -> np.ndarray:
 
 def exercise_response(body: bytes, limits: Limits) -> Plan:
     """``POST /v1/exercises``: the JSON body in, the plan of the exercise out."""
-    request = validate_body(ExerciseRequest, wire.parse_json(body), '(e.g. {"loss": "huber", "shape": [4, 3], '
+    request = validate_body(ExerciseRequest, json_wire.parse_json(body), '(e.g. {"loss": "huber", "shape": [4, 3], '
                                                                      '"seed": 42})')
     try:
         spec = get_loss(request.loss)
@@ -205,6 +206,6 @@ def exercise_response(body: bytes, limits: Limits) -> Plan:
                                "y_pred": as_json_array(ex.y_pred)}
         if ex.sample_weight is not None:
             out["sample_weight"] = as_json_array(ex.sample_weight)
-        return wire.dumps(out)
+        return json_wire.dumps(out)
 
     return Plan(drafted.work, run)

@@ -18,7 +18,7 @@ What the student computed is always graded, never rejected: null, NaN and Infini
 strings, booleans, ragged or wrongly shaped arrays just fail their check. The request around it
 (loss, inputs, tolerance, which outputs) is validated like a loss request.
 
-Nothing here imports the web framework: bodies in, bodies out, like ``service.pipeline``.
+Nothing here imports the web framework: bodies in, bodies out, like ``service.transport``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ import numpy as np
 
 from schemas.grading import GradeRequest
 
-from . import wire
+from .transport import json as json_wire
 from .engine import Result, get_loss, prepare_call
 from .engine.errors import InvalidInput, LimitExceeded, UnknownLoss, UnsupportedOutput
 from .engine.registry import Loss
 from .exercises import Exercise, draft
-from .pipeline import ARRAY_FIELDS, Limits, Plan, outside_arrays, unknown_loss_in_body, validate_body
+from .transport.call import ARRAY_FIELDS, Limits, Plan
+from .transport.json import outside_arrays, unknown_loss_in_body, validate_body
 
 OUTPUT_ORDER = ("loss", "per_sample", "gradient", "hessian")
 FORMATS = ("json", "gradescope")
@@ -64,7 +65,7 @@ def _kind(value: Any) -> str:
 
 def _unreadable(value: list, max_rank: int, field: str) -> str | None:
     """Why a nested list is not an array of numbers-or-null (ragged, string, boolean, too deep)."""
-    found = wire.find_irregularity(value, max_rank, allow_null=True)
+    found = json_wire.find_irregularity(value, max_rank, allow_null=True)
     if found is None:
         return None
     at = f"{field}{_at(found.path)}"
@@ -393,7 +394,7 @@ def _check_available(spec: Loss, names: list[str], from_outputs: bool) -> None:
 def grade(body: bytes, limits: Limits) -> tuple[int, Callable[[], dict[str, Any]]]:
     """The grade's declared work (``Loss.work``) and how to compute it: the response as a dict
     (``format=json``)."""
-    obj = wire.parse_json(body)
+    obj = json_wire.parse_json(body)
     request: GradeRequest = validate_body(GradeRequest, obj, '(e.g. {"loss": "mse", "y_true": [...], "y_pred": '
                                                              '[...], "submission": {"loss": 0.5}})')
     try:
@@ -406,7 +407,7 @@ def grade(body: bytes, limits: Limits) -> tuple[int, Callable[[], dict[str, Any]
     # the submission is left out of the accounting: a student's string or boolean makes it False
     rest = outside_arrays(obj)
     rest["submission"] = outside_arrays(submitted, tuple(submitted))
-    numbers_only = wire.numbers_only(body, rest)
+    numbers_only = json_wire.numbers_only(body, rest)
     may_hold_bools = not numbers_only
 
     drafted = call = sent_weights = None
@@ -421,16 +422,16 @@ def grade(body: bytes, limits: Limits) -> tuple[int, Callable[[], dict[str, Any]
                                ("sample_weight",))
         drafted = draft(spec, request.params, ex.shape, ex.seed, sample_weight=ex.sample_weight,
                         decimals=ex.decimals, limits=limits, loc=("exercise",))
-        sent_weights = wire.to_array(obj.get("sample_weight"), "sample_weight", max_rank=limits.max_rank,
+        sent_weights = json_wire.to_array(obj.get("sample_weight"), "sample_weight", max_rank=limits.max_rank,
                                      numbers_only=numbers_only)
         work = drafted.work  # the graded call is on the same inputs: the same work, after the draft's
     else:
         if obj.get("y_pred") is None:
             raise InvalidInput("y_pred: field required; send y_true and y_pred, or an exercise "
                                '({"seed": 42, "shape": [4, 3]}) to generate them.', ("y_pred",))
-        arrays = {f: wire.to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only)
+        arrays = {f: json_wire.to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only)
                   for f in ARRAY_FIELDS}
-        wire.check_elements(arrays.values(), limits.max_elements)
+        json_wire.check_elements(arrays.values(), limits.max_elements)
         call = prepare_call(spec, arrays["y_true"], arrays["y_pred"], params=request.params,
                             sample_weight=arrays["sample_weight"], reduction=request.reduction,
                             outputs=tuple(names), dtype=request.dtype, max_work=limits.max_work)
@@ -499,7 +500,7 @@ def _gradescope(graded: dict[str, Any]) -> dict[str, Any]:
             w = check["worst"]
             lines.append(f"At {w['index']}: submitted {w['submitted']}, expected {w['expected']}.")
         if not check["passed"] and "expected" in graded:
-            shown = wire.dumps(graded["expected"][check["output"]]).decode()
+            shown = json_wire.dumps(graded["expected"][check["output"]]).decode()
             lines.append(f"Expected: {shown if len(shown) <= 2000 else shown[:2000] + ' ...'}")
         tests.append({"name": f"{prefix}{check['output']}", "score": max_score if check["passed"] else 0.0,
                       "max_score": max_score, "status": "passed" if check["passed"] else "failed",
@@ -521,9 +522,9 @@ def grade_response(body: bytes, limits: Limits, fmt: str = "json") -> Plan:
     def run() -> bytes:
         graded = compute_grade()
         if fmt == "gradescope":
-            return wire.dumps(_gradescope(graded))
+            return json_wire.dumps(_gradescope(graded))
         graded.pop("_gradescope")
-        return wire.dumps(graded)
+        return json_wire.dumps(graded)
 
     return Plan(work, run)
 

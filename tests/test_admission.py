@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from service.api.compute import Admission, ClientGone, QueueFull, WorkBudget
-from service.pipeline import Plan
+from service.transport.call import Plan
 
 from .conftest import assert_problem, make_client
 

@@ -186,7 +186,7 @@ async def test_cors_origins_setting():
 
 
 def test_bool_token_count_ignores_keys_and_counts_values():
-    from service.wire import count_bool_tokens
+    from service.transport.json import count_bool_tokens
 
     assert count_bool_tokens(b'{"y_true": [1, 0], "y_pred": [0.5, 0.5]}') == 0
     assert count_bool_tokens(b'{"y_true": [1, true], "params": {"from_logits" : false}}') == 2
@@ -195,7 +195,7 @@ def test_bool_token_count_ignores_keys_and_counts_values():
 
 async def test_number_arrays_are_not_walked_in_python(client, monkeypatch):
     # the exact (slow) walk runs only when a body holds a boolean the parameters do not explain
-    from service import wire
+    from service.transport import json as wire
 
     calls = []
     original = wire._diagnose

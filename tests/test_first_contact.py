@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from service.wire import find_duplicate_key
+from service.transport.json import find_duplicate_key
 
 from .conftest import assert_problem, make_client
 

@@ -1,1 +1,1 @@
-"""The HTTP layer: thin routes over ``service.pipeline`` and ``service.engine``."""
+"""The HTTP layer: thin routes over ``service.transport`` and ``service.engine``."""

@@ -33,8 +33,9 @@ def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
                          f"(LOSS_SERVICE_MAX_BODY_BYTES); split the request or use smaller arrays.", ("body",))
 
 
-def check_headers(headers: Mapping[str, str], max_bytes: int) -> None:
-    """The 415 and 413 that the headers alone decide (also run by the /docs examples, service.api.doc_examples)."""
+def check_headers(headers: Mapping[str, str], max_bytes: int, media_types: tuple[str, ...] = _JSON_TYPES) -> None:
+    """The 415 and 413 that the headers alone decide (also run by the /docs examples, service.api.doc_examples);
+    ``media_types`` are accepted besides JSON's (OIP's binary bodies)."""
     encoding = headers.get("content-encoding")
     if encoding is not None and encoding.strip().lower() not in ("", "identity"):
         # a compressed body read as JSON would be a confusing 400 (or worse, bytes that happen to parse)
@@ -43,7 +44,7 @@ def check_headers(headers: Mapping[str, str], max_bytes: int) -> None:
     content_type = headers.get("content-type")
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
-        if media not in _JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):
+        if media not in _JSON_TYPES + media_types and not (media.startswith("application/") and media.endswith("+json")):
             raise UnsupportedMediaType(
                 f"Content-Type {content_type!r} is not supported; send the body as JSON with "
                 f"'Content-Type: application/json' (curl: -H 'Content-Type: application/json').")
@@ -52,9 +53,10 @@ def check_headers(headers: Mapping[str, str], max_bytes: int) -> None:
         raise _too_large(max_bytes, int(declared))  # answered before a byte of the body is read
 
 
-async def read_json_body(request: Request, max_bytes: int, timeout: float) -> bytes:
+async def read_json_body(request: Request, max_bytes: int, timeout: float,
+                         media_types: tuple[str, ...] = _JSON_TYPES) -> bytes:
     """The body's bytes, read within ``timeout`` seconds (a slow or lying client gets a 408)."""
-    check_headers(request.headers, max_bytes)
+    check_headers(request.headers, max_bytes, media_types)
     declared = request.headers.get("content-length")
     chunks = []
     size = 0

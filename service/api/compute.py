@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from ..engine.errors import LimitExceeded, LossServiceError
-from ..pipeline import Plan
+from ..transport.call import Plan
 
 log = logging.getLogger("service")
 

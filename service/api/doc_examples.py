@@ -25,13 +25,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
-from .. import catalogue, exercises, grading, pipeline
+from .. import catalogue, exercises, grading
 from ..config import Settings
 from ..engine import all_losses
 from ..engine.errors import LossServiceError
-from ..pipeline import Limits
+from ..transport import json as json_transport
+from ..transport.call import Limits
 from ..problems import problem_body
-from ..wire import dumps
+from ..transport.json import dumps
 from .body import check_headers
 
 LOSS_OPERATION = ("/v1/losses/{name}", "post")
@@ -78,8 +79,8 @@ _ROUTES: dict[tuple[str, str], Callable[[str, bytes, Limits], bytes]] = {
     # the POST functions give a plan (parsed and validated, work declared); running it here is what
     # the route does once the work budget admits it
     ("/v1/losses/{name}", "get"): lambda url, body, limits: dumps(catalogue.detail(_name_in(url))),
-    ("/v1/losses/{name}", "post"): lambda url, body, limits: pipeline.loss_response(_name_in(url), body, limits).run(),
-    ("/v1/batch", "post"): lambda url, body, limits: pipeline.batch_response(body, limits, urlsplit(url).path).run(),
+    ("/v1/losses/{name}", "post"): lambda url, body, limits: json_transport.loss_response(_name_in(url), body, limits).run(),
+    ("/v1/batch", "post"): lambda url, body, limits: json_transport.batch_response(body, limits, urlsplit(url).path).run(),
     ("/v1/grade", "post"): lambda url, body, limits: grading.grade_response(body, limits,
                                                                             _query(url, "format", "json")).run(),
     ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits).run(),

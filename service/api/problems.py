@@ -1,4 +1,5 @@
-"""Every error becomes RFC 9457 problem+json here, in one place."""
+"""Every error is rendered here, in one place, by transport: RFC 9457 problem+json for /v1 and the
+rest of the API, the Open Inference Protocol's ``{"error": "<detail>"}`` for /v2."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ..engine.errors import LossServiceError
-from ..pipeline import validation_error
+from ..transport.json import dumps, validation_error
 from ..problems import PROBLEM_CONTENT_TYPE, problem_body, simple_problem
-from ..wire import dumps
 
 log = logging.getLogger("service")
 
@@ -23,7 +23,15 @@ _HTTP = {
 }
 
 
-def problem_response(body: dict, headers: dict | None = None) -> Response:
+OIP_PREFIX = "/v2"
+
+
+def problem_response(body: dict, headers: dict | None = None, request: Request | None = None) -> Response:
+    """The problem as its transport renders it: an OIP client reads ``error`` (the same sentence as
+    ``detail``), everyone else the whole problem."""
+    if request is not None and (request.url.path == OIP_PREFIX or request.url.path.startswith(OIP_PREFIX + "/")):
+        return Response(dumps({"error": body["detail"]}), status_code=body["status"], media_type="application/json",
+                        headers=headers)
     return Response(dumps(body), status_code=body["status"], media_type=PROBLEM_CONTENT_TYPE, headers=headers)
 
 
@@ -42,11 +50,11 @@ def allowed_methods(request: Request) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(LossServiceError)
     async def _engine_error(request: Request, exc: LossServiceError) -> Response:
-        return problem_response(problem_body(exc, request.url.path), getattr(exc, "headers", None))
+        return problem_response(problem_body(exc, request.url.path), getattr(exc, "headers", None), request)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return problem_response(problem_body(validation_error(list(exc.errors())), request.url.path))
+        return problem_response(problem_body(validation_error(list(exc.errors())), request.url.path), request=request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -55,7 +63,7 @@ def install(app: FastAPI) -> None:
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": allowed_methods(request)}
-        return problem_response(simple_problem(exc.status_code, slug, title, detail, request.url.path), headers)
+        return problem_response(simple_problem(exc.status_code, slug, title, detail, request.url.path), headers, request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -63,4 +71,4 @@ def install(app: FastAPI) -> None:
         return problem_response(simple_problem(
             500, "internal-error", "Internal error",
             "The service failed on this request; it has been logged. Please report it with the request.",
-            request.url.path))
+            request.url.path), request=request)

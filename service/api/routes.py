@@ -7,8 +7,9 @@ from fastapi.responses import Response
 
 from schemas import PROBLEM_RESPONSES, BatchRequest, BatchResponse, CatalogueDetail, CatalogueEntry, LossResponse
 
-from .. import catalogue, pipeline
-from ..wire import dumps
+from .. import catalogue
+from ..transport import json as json_transport
+from ..transport.json import dumps
 from .body import read_json_body
 
 router = APIRouter(prefix="/v1")
@@ -51,7 +52,7 @@ async def compute_loss(request: Request, name: str = LossName) -> Response:
     list sets `name` to match (and picking a `name` example picks its body)."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
-    return _json(await request.app.state.admission.run(request, pipeline.loss_response, name, body,
+    return _json(await request.app.state.admission.run(request, json_transport.loss_response, name, body,
                                                        request.app.state.limits))
 
 
@@ -66,7 +67,7 @@ async def compute_batch(request: Request) -> Response:
     order, and an invalid item becomes `{"error": problem}` without failing the others."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
-    return _json(await request.app.state.admission.run(request, pipeline.batch_response, body,
+    return _json(await request.app.state.admission.run(request, json_transport.batch_response, body,
                                                        request.app.state.limits, request.url.path))
 
 

@@ -1,4 +1,5 @@
-"""JSON on the wire <-> NumPy, without Python-object detours for large arrays.
+"""The JSON transport (``/v1``): JSON bodies <-> NumPy <-> ``LossCall``, without Python-object detours
+for large arrays.
 
 Bodies are parsed from raw bytes by pydantic-core's Rust parser (which, unlike orjson, accepts
 ``NaN``/``Infinity`` tokens, so they become a precise 422 instead of a vague 400) and lists go
@@ -12,15 +13,22 @@ Responses are written by orjson straight from NumPy buffers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
+from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
-from .engine.errors import InvalidInput, LimitExceeded, MalformedJSON, ShapeError
+from schemas import BatchItem, LossRequest
+
+from ..engine import PreparedCall, get_loss
+from ..engine.errors import (ErrorItem, InvalidInput, LimitExceeded, LossServiceError, MalformedJSON, ShapeError,
+                             UnknownLoss, WorkLimitExceeded)
+from ..problems import problem_body
+from .call import ARRAY_FIELDS, RESULT_FIELDS, Limits, LossCall, Plan, check_elements, check_finite, prepare
+from .call import where as _where
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -172,10 +180,6 @@ def count_bools(value: Any) -> int:
     return 0
 
 
-def _where(field: str, path: Iterable[int]) -> str:
-    return field + "".join(f"[{i}]" for i in path)
-
-
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
@@ -293,17 +297,11 @@ def to_array(value: Any, field: str, *, max_rank: int, numbers_only: bool) -> np
             arr = np.asarray(float(value))
         except OverflowError:
             arr = np.asarray(math.inf)
-    if not np.isfinite(arr).all():
-        if isinstance(value, list):
-            err = _diagnose(value, field, max_rank)  # a null read as NaN on the fast path
-            if err:
-                raise err
-        bad = ~np.isfinite(arr)
-        index = [int(i) for i in np.unravel_index(int(np.flatnonzero(bad.ravel())[0]), arr.shape)]
-        shown = {math.inf: "Infinity", -math.inf: "-Infinity"}.get(float(arr[tuple(index)]), "NaN")
-        raise InvalidInput(f"{field} must hold finite numbers; {_where(field, index)} is {shown} "
-                           f"(NaN, Infinity and numbers beyond float64 are rejected).", (field, *index),
-                           slug="non-finite-input", title="Non-finite input")
+    if not np.isfinite(arr).all() and isinstance(value, list):
+        err = _diagnose(value, field, max_rank)  # a null read as NaN on the fast path
+        if err:
+            raise err
+    check_finite(arr, field)
     return arr
 
 
@@ -319,14 +317,6 @@ def _big_ints(value: list, field: str) -> np.ndarray:
                          (field,)) from None
 
 
-def check_elements(arrays: Iterable[np.ndarray | None], limit: int, where: str = "the request") -> int:
-    total = sum(a.size for a in arrays if a is not None)
-    if total > limit:
-        raise LimitExceeded(f"{where} holds {total:,} numbers, over the limit of {limit:,} "
-                            f"(LOSS_SERVICE_MAX_ELEMENTS); split it into smaller requests.", ("body",))
-    return total
-
-
 def _plain(value: Any) -> Any:
     """0-d arrays become NumPy scalars (orjson writes float32 scalars with float32's shortest repr)."""
     if isinstance(value, np.ndarray):
@@ -336,3 +326,139 @@ def _plain(value: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_plain, option=_DUMP_OPTIONS)
+
+
+def validation_error(errors: list[dict], prefix: tuple = ()) -> InvalidInput:
+    """Pydantic's error dicts as one 422 whose detail names the first field and the fix."""
+    items = []
+    for e in errors:
+        loc = prefix + tuple(e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; remove it (see the request schema at /docs)"
+        elif e["type"] == "missing":
+            msg = "field required"
+        else:
+            msg = e["msg"]
+        items.append(ErrorItem(loc, msg))
+    first = items[0]
+    where = ".".join(str(x) for x in first.loc) or "body"
+    more = f" ({len(items) - 1} more problem{'s' if len(items) > 2 else ''} in errors)" if len(items) > 1 else ""
+    return InvalidInput(f"{where}: {first.msg}.{more}", errors=items, slug="invalid-field", title="Invalid field")
+
+
+def validate_body(model: type[BaseModel], obj: Any, what: str = "with y_true and y_pred", prefix: tuple = ()) -> Any:
+    """``obj`` (a parsed body, or a batch item at ``prefix``) validated by ``model``; a 422 otherwise.
+    ``what`` ends the message for a body that is not an object: "... must be a JSON object {what}."."""
+    if not isinstance(obj, dict):
+        where = ".".join(str(x) for x in prefix) or "The body"
+        raise InvalidInput(f"{where} must be a JSON object {what}.", prefix or ("body",))
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise validation_error(exc.errors(include_url=False), prefix) from None
+
+
+def unknown_loss_in_body(err: UnknownLoss, loc: tuple = ("loss",)) -> UnknownLoss:
+    """An unknown loss named in the body (not the path): point its error at ``loc``."""
+    err.errors = [ErrorItem(loc, e.msg) for e in err.errors]
+    return err
+
+
+def encode_result(result) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in RESULT_FIELDS:
+        value = getattr(result, name)
+        if value is not None:
+            out[name] = value
+    if "gradient" in result.meta:  # not differentiable: say so explicitly
+        out["gradient"] = None
+    out["meta"] = result.meta
+    return out
+
+
+def loss_call(name: str, obj: dict, request: LossRequest, limits: Limits, numbers_only: bool) -> LossCall:
+    """A validated request object (or batch item) decoded into the transport-neutral call."""
+    spec = get_loss(name)
+    arrays = {f: to_array(obj.get(f), f, max_rank=limits.max_rank, numbers_only=numbers_only) for f in ARRAY_FIELDS}
+    return LossCall(spec, arrays["y_true"], arrays["y_pred"], arrays["sample_weight"], params=request.params,
+                    reduction=request.reduction, outputs=request.outputs, dtype=request.dtype)
+
+
+def _prepare(name: str, obj: dict, request: LossRequest, limits: Limits, numbers_only: bool,
+             budget: list[int]) -> PreparedCall:
+    return prepare(loss_call(name, obj, request, limits, numbers_only), limits, budget)
+
+
+def outside_arrays(item: Any, fields: tuple[str, ...] = ARRAY_FIELDS) -> Any:
+    """A request object with its number arrays blanked (their keys stay: they are quoted in the body),
+    what the raw-byte accounting of ``numbers_only`` compares against."""
+    if not isinstance(item, dict):
+        return item
+    return {k: None if k in fields else v for k, v in item.items()}
+
+
+def loss_response(name: str, body: bytes, limits: Limits) -> Plan:
+    """``POST /v1/losses/{name}``: the JSON body in, the plan of the JSON response out."""
+    get_loss(name)  # an unknown name is a 404 before anything else is looked at
+    obj = parse_json(body)
+    request = validate_body(LossRequest, obj)
+    only_numbers = numbers_only(body, outside_arrays(obj))
+    call = _prepare(name, obj, request, limits, only_numbers, [limits.max_elements])
+    return Plan(call.work, lambda: dumps(encode_result(call.evaluate())))
+
+
+def _item_error(err: LossServiceError, prefix: tuple, instance: str | None) -> dict[str, Any]:
+    """A batch item's error as its ``{"error": problem}`` entry; the request-wide limits are re-raised:
+    they fail the whole batch."""
+    if isinstance(err, LimitExceeded) and not isinstance(err, WorkLimitExceeded):
+        raise err
+    if isinstance(err, UnknownLoss):
+        err = unknown_loss_in_body(err, prefix + ("loss",))
+    elif not any(e.loc[:2] == prefix for e in err.errors):
+        err = err.with_prefix(prefix)
+    return {"error": problem_body(err, instance)}
+
+
+def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> Plan:
+    """``POST /v1/batch``: each item evaluated in order; a bad item becomes an ``error`` entry. The
+    items' work counts together: a batch over the request's work limit is refused whole."""
+    obj = parse_json(body)
+    if not isinstance(obj, dict) or set(obj) != {"requests"} or not isinstance(obj["requests"], list):
+        extra = sorted(set(obj) - {"requests"}) if isinstance(obj, dict) else []
+        loc = ("body",) if not extra else (extra[0],)
+        raise InvalidInput('The body must be {"requests": [...]} and nothing else'
+                           + (f"; remove {', '.join(map(repr, extra))}." if extra else "."), loc)
+    items = obj["requests"]
+    if not items:
+        raise InvalidInput("requests is empty; send at least one request.", ("requests",))
+    if len(items) > limits.max_batch_items:
+        raise LimitExceeded(f"requests has {len(items)} items, over the limit of {limits.max_batch_items} "
+                            f"(LOSS_SERVICE_MAX_BATCH_ITEMS); split the batch.", ("requests",))
+    only_numbers = numbers_only(body, {"requests": [outside_arrays(item) for item in items]})
+    budget = [limits.max_elements]
+    prepared: list[PreparedCall | dict[str, Any]] = []
+    for i, item in enumerate(items):
+        prefix = ("requests", i)
+        try:
+            request = validate_body(BatchItem, item, prefix=prefix)
+            prepared.append(_prepare(request.loss, item, request, limits, only_numbers, budget))
+        except LossServiceError as err:
+            prepared.append(_item_error(err, prefix, instance))
+    work = sum(call.work for call in prepared if isinstance(call, PreparedCall))
+    if work > limits.max_work:
+        raise LimitExceeded(f"The requests' items would build {work:,} values of work together (see each loss's "
+                            f"'work' in the catalogue), over the limit of {limits.max_work:,} for one request "
+                            f"(LOSS_SERVICE_MAX_REQUEST_WORK); split the batch.", ("requests",))
+
+    def run() -> bytes:
+        results = []
+        for i, call in enumerate(prepared):
+            if isinstance(call, PreparedCall):
+                try:
+                    call = encode_result(call.evaluate())
+                except LossServiceError as err:
+                    call = _item_error(err, ("requests", i), instance)
+            results.append(call)
+        return dumps({"results": results})
+
+    return Plan(work, run)
