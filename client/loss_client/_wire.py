@@ -130,7 +130,9 @@ def loss_result(body: Mapping[str, Any]) -> LossResult:
     meta = dict(body.get("meta") or {})
     dtype = np.dtype(meta.get("dtype") or "float64")
     loss = body.get("loss")
-    return LossResult(loss=np.asarray(loss, dtype=dtype) if isinstance(loss, list) else loss,
+    if loss is not None:   # a float32 loss comes as float32's shortest digits: read back the float32 value
+        loss = np.asarray(loss, dtype=dtype) if isinstance(loss, list) else float(dtype.type(loss))
+    return LossResult(loss=loss,
                       per_sample=_array(body.get("per_sample"), dtype), gradient=_array(body.get("gradient"), dtype),
                       hessian=_array(body.get("hessian"), dtype), meta=meta)
 
