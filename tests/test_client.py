@@ -221,6 +221,8 @@ async def test_async_client_matches_the_sync_client(server):
         result = await c.compute("bce", y_true, y_pred, outputs=ALL_OUTPUTS)
         assert result.gradient.tobytes() == expected.gradient.tobytes() and result.loss == expected.loss
         assert (await c.describe("bce"))["name"] == "binary_crossentropy"
+        binary = await c.compute_binary("bce", y_true, y_pred, outputs=ALL_OUTPUTS)
+        assert binary.hessian.tobytes() == expected.hessian.tobytes() and binary.loss == expected.loss
         with pytest.raises(NotFound):
             await c.compute("no_such_loss", [[0.0]], [[1.0]])
 
@@ -330,3 +332,19 @@ def test_oip_error_bodies_map_to_the_same_classes(status, expected):
         c.compute_binary("bce", np.zeros(2), np.array([0.5, 1.5]))
     assert type(caught.value) is expected and caught.value.status == status
     assert caught.value.detail == "y_pred values must be in [0, 1]; y_pred[1] = 1.5." and caught.value.type is None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_half_precision_inputs_are_the_same_numbers_over_json_and_binary(client, dtype):
+    """float16 and bfloat16 y_pred: /v1 JSON, OIP FP16/BF16 tensors and the float64 array of the same
+    values give the same result bit for bit (orjson alone writes float16 in float32's digits)."""
+    import ml_dtypes
+
+    y_true, y_pred = bce_inputs(20, 3)
+    for half in (np.float16, ml_dtypes.bfloat16):
+        pred = y_pred.astype(half)
+        wide = client.compute("binary_crossentropy", y_true, pred.astype(np.float64), dtype=dtype)
+        for result in (client.compute("binary_crossentropy", y_true, pred, dtype=dtype),
+                       client.compute_binary("binary_crossentropy", y_true, pred, dtype=dtype)):
+            assert result.loss == wide.loss, half
+            assert result.gradient.tobytes() == wide.gradient.tobytes(), half

@@ -92,6 +92,14 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} as JSON")
 
 
+def exact_for_json(value: Any) -> Any:
+    """Half-precision arrays as float64: orjson writes float16 in float32's digits, which a float64
+    computation would read as another number; every half value is exact in float64's digits."""
+    if isinstance(value, np.ndarray) and value.dtype.itemsize == 2 and value.dtype.kind in "fV":
+        return value.astype(np.float64)
+    return value
+
+
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
@@ -112,9 +120,11 @@ def json_call(method: str, path: str, body: Any = None, parse: Callable[[Any], A
 
 def loss_request(y_true: Any, y_pred: Any, sample_weight: Any, params: Mapping[str, Any] | None,
                  reduction: str | None, outputs: Sequence[str] | None, dtype: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"y_pred": y_pred}
-    for key, value in (("y_true", y_true), ("sample_weight", sample_weight), ("params", params),
-                       ("reduction", reduction), ("dtype", dtype)):
+    body: dict[str, Any] = {"y_pred": exact_for_json(y_pred)}
+    if params is not None:
+        params = {key: exact_for_json(value) for key, value in params.items()}
+    for key, value in (("y_true", exact_for_json(y_true)), ("sample_weight", exact_for_json(sample_weight)),
+                       ("params", params), ("reduction", reduction), ("dtype", dtype)):
         if value is not None:
             body[key] = value
     if outputs is not None:

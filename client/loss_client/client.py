@@ -79,7 +79,8 @@ class _Calls:
         return _wire.json_call("POST", f"/v1/losses/{_name(loss)}", body, _wire.loss_result)
 
     def _batch(self, requests: Sequence[Mapping[str, Any]]) -> Call:
-        return _wire.json_call("POST", "/v1/batch", {"requests": list(requests)}, _wire.batch_results)
+        items = [{key: _wire.exact_for_json(value) for key, value in item.items()} for item in requests]
+        return _wire.json_call("POST", "/v1/batch", {"requests": items}, _wire.batch_results)
 
     def _grade(self, loss: str, submission: Mapping[str, Any], **options: Unpack[GradeOptions]) -> Call:
         fmt = options.pop("format", "json")
