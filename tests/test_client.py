@@ -296,8 +296,13 @@ def test_binary_request_framing_matches_tritonclient(outputs):
     assert body[head_size:] == expected[expected_head:]
 
 
-def mocked_client(answer: httpx.Response) -> LossClient:
-    http = httpx.Client(base_url="http://testserver", transport=httpx.MockTransport(lambda request: answer))
+def mocked_client(answer: httpx.Response, sent: list[httpx.Request] | None = None) -> LossClient:
+    def reply(request: httpx.Request) -> httpx.Response:
+        if sent is not None:
+            sent.append(request)
+        return answer
+
+    http = httpx.Client(base_url="http://testserver", transport=httpx.MockTransport(reply))
     return LossClient("http://testserver", http=http)
 
 
@@ -312,8 +317,11 @@ def test_binary_response_framing_is_read_in_place():
         {"name": "gradient", "datatype": "FP32", "shape": [3, 2], "parameters": {"binary_data_size": 24}}]})
     answer = httpx.Response(200, headers={"Inference-Header-Content-Length": str(len(header))},
                             content=header + loss.tobytes() + gradient.tobytes())
-    with mocked_client(answer) as c:
+    sent: list[httpx.Request] = []
+    with mocked_client(answer, sent) as c:
         result = c.compute_binary("mse", np.zeros((3, 2)), np.ones((3, 2)))
+    assert sent[0].url.path == "/v2/models/mse/infer"
+    assert sent[0].headers["accept-encoding"] == "identity", "binary outputs are not worth gzip"
     assert result.loss == 0.75 and result.meta == {"model_name": "mse"}
     assert result.per_sample.tolist() == [0.5, 1.25, 0.5]
     assert result.gradient.dtype == np.float32 and result.gradient.tobytes() == gradient.tobytes()
