@@ -19,6 +19,12 @@ Targets (issue 2): service <= 1.5x floor and idiomatic >= 3x service.
 A small-payload run follows (2 x 1,000 floats by default, hundreds of requests alternating between
 the two servers): p50/p95 latency of each, with the in-process floor for reference.
 
+The OIP binary run follows: a 2 x SIZE x SIZE float64 request with all outputs (loss, per_sample,
+gradient, hessian) as Triton binary tensors to ``/v2/models/mse/infer``, the same request as /v1 JSON,
+and the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``), interleaved; both HTTP
+answers are checked against the floor's bytes first. Targets (issue 12): binary >= 10x faster than
+JSON end to end, binary within 1.5x of its floor (``--only-binary`` runs just this).
+
 Prints Markdown tables and writes the raw samples to ``bench/results/http-*.json`` (gitignored).
 Example: ``.venv/bin/python bench/bench_http.py --rounds 7 --size 1000``.
 """
@@ -209,6 +215,123 @@ def run_small(args, clients: dict[str, Any]) -> dict[str, Any]:
             "stats": {p: summarize(samples[p]) for p in PATHS}}
 
 
+# --- the OIP binary run ---------------------------------------------------------------------------------
+
+BINARY_PATHS = ("floor", "binary", "json")
+ALL_OUTPUTS = ["loss", "per_sample", "gradient", "hessian"]
+
+
+def make_binary_body(y_true: np.ndarray, y_pred: np.ndarray, outputs: list[str]) -> tuple[bytes, int]:
+    """An OIP request with Triton's binary extension: the JSON header, then both tensors' raw bytes."""
+    header = orjson.dumps({
+        "inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP64", "parameters": {"binary_data_size": a.nbytes}}
+                   for n, a in (("y_true", y_true), ("y_pred", y_pred))],
+        "outputs": [{"name": n, "parameters": {"binary_data": True}} for n in outputs]})
+    return header + y_true.astype("<f8").tobytes() + y_pred.astype("<f8").tobytes(), len(header)
+
+
+def binary_floor_once(loss_name: str, body: bytes, header_length: int, shape: tuple[int, ...],
+                      outputs: list[str]) -> tuple[float, bytes]:
+    """The binary path's in-process floor: np.frombuffer on the body, the same compute, tobytes of the outputs."""
+    t0 = time.perf_counter()
+    n = int(np.prod(shape))
+    y_true = np.frombuffer(body, dtype="<f8", count=n, offset=header_length).reshape(shape)
+    y_pred = np.frombuffer(body, dtype="<f8", count=n, offset=header_length + 8 * n).reshape(shape)
+    result = compute(loss_name, y_true, y_pred, outputs=outputs)
+    out = b"".join(np.asarray(getattr(result, name)).tobytes() for name in outputs)
+    return time.perf_counter() - t0, out
+
+
+class BinaryClient:
+    """One keep-alive http.client connection posting OIP binary requests (the header length in its header)."""
+
+    def __init__(self, port: int, timeout: float = 600.0) -> None:
+        import http.client
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def post(self, path: str, body: bytes, header_length: int) -> tuple[int, int, bytes, float]:
+        t0 = time.perf_counter()
+        self.conn.request("POST", path, body=body, headers={"Content-Type": "application/octet-stream",
+                                                            "Inference-Header-Content-Length": str(header_length)})
+        resp = self.conn.getresponse()
+        data = resp.read()
+        length = int(resp.getheader("Inference-Header-Content-Length") or len(data))
+        return resp.status, length, data, time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def run_binary(args, json_client: Any, binary_client: BinaryClient) -> dict[str, Any]:
+    """A 2 x SIZE x SIZE float64 mse request with all outputs: OIP binary, /v1 JSON and the binary floor,
+    interleaved; the outputs of both HTTP paths are checked bit for bit against the floor first."""
+    loss_name, outputs, shape = "mean_squared_error", ALL_OUTPUTS, (args.size, args.size)
+    rng = np.random.Generator(np.random.PCG64(args.seed))
+    arrays = get_loss(loss_name).sample(rng, shape, {})
+    y_true, y_pred = (np.ascontiguousarray(arrays[k], dtype=np.float64) for k in ("y_true", "y_pred"))
+    binary_body, header_length = make_binary_body(y_true, y_pred, outputs)
+    json_body = orjson.dumps({"y_true": y_true, "y_pred": y_pred, "outputs": outputs},
+                             option=orjson.OPT_SERIALIZE_NUMPY)
+    print(f"\n## OIP binary: {loss_name} 2 x {shape[0]} x {shape[1]} float64, all outputs; binary request "
+          f"{len(binary_body) / 1e6:.1f} MB, JSON request {len(json_body) / 1e6:.1f} MB", flush=True)
+    _, floor_out = binary_floor_once(loss_name, binary_body, header_length, shape, outputs)
+    status, length, data, _ = binary_client.post(f"/v2/models/{loss_name}/infer", binary_body, header_length)
+    if status != 200 or data[length:] != floor_out:
+        raise RuntimeError(f"OIP binary answered {status}, outputs equal to the floor: {data[length:] == floor_out}")
+    status, data, _ = json_client.post(f"/v1/losses/{loss_name}", json_body)
+    got = orjson.loads(data)
+    if status != 200 or b"".join(np.asarray(got[n], dtype=np.float64).tobytes() for n in outputs) != floor_out:
+        raise RuntimeError(f"/v1 JSON answered {status} with outputs different from the floor")
+    sizes = {"binary": (len(binary_body), len(data)), "json": (len(json_body), len(data))}
+    samples: dict[str, list[float]] = {p: [] for p in BINARY_PATHS}
+    for r in range(args.warmup + args.rounds):
+        order = BINARY_PATHS[r % 3:] + BINARY_PATHS[:r % 3]
+        line = []
+        for which in order:
+            gc.collect()
+            if which == "floor":
+                seconds = binary_floor_once(loss_name, binary_body, header_length, shape, outputs)[0]
+            elif which == "binary":
+                status, _, out, seconds = binary_client.post(f"/v2/models/{loss_name}/infer", binary_body,
+                                                             header_length)
+                sizes["binary"] = (len(binary_body), len(out))
+            else:
+                status, out, seconds = json_client.post(f"/v1/losses/{loss_name}", json_body)
+                sizes["json"] = (len(json_body), len(out))
+            if which != "floor" and status != 200:
+                raise RuntimeError(f"{which} answered {status}")
+            if r >= args.warmup:
+                samples[which].append(seconds)
+            line.append(f"{which} {seconds * 1e3:.0f}")
+        tag = "warm-up" if r < args.warmup else f"round {r - args.warmup + 1}/{args.rounds}"
+        print(f"  {tag:>12}: " + ", ".join(line) + " ms", flush=True)
+    stats = {p: summarize(samples[p]) for p in BINARY_PATHS}
+    ratios = {"json_over_binary": stats["json"]["median_ms"] / stats["binary"]["median_ms"],
+              "binary_over_floor": stats["binary"]["median_ms"] / stats["floor"]["median_ms"]}
+    return {"loss": loss_name, "shape": list(shape), "outputs": outputs, "sizes": sizes, "samples_s": samples,
+            "stats": stats, "ratios": ratios, "verified": "both HTTP paths' outputs equal the floor's bytes"}
+
+
+def binary_report(res: dict) -> str:
+    s, r = res["stats"], res["ratios"]
+    lines = [f"OIP binary vs /v1 JSON ({res['loss']} 2 x {res['shape'][0]}x{res['shape'][1]} float64, outputs "
+             f"{', '.join(res['outputs'])}; medians of {s['floor']['n']} interleaved rounds):", "",
+             "| path | request | response | median | p90 | ratio |", "|---|---|---|---|---|---|"]
+    rows = (("floor (in-process: np.frombuffer, compute, tobytes)", None, "1.00x"),
+            ("OIP binary (`/v2/models/mse/infer`)", "binary",
+             f"**{r['binary_over_floor']:.2f}x** floor ({verdict(r['binary_over_floor'] <= 1.5)} <= 1.5x)"),
+            ("/v1 JSON (`/v1/losses/mse`)", "json",
+             f"**{r['json_over_binary']:.1f}x** binary ({verdict(r['json_over_binary'] >= 10)} >= 10x)"))
+    for name, key, ratio in rows:
+        req, resp = (f"{res['sizes'][key][0] / 1e6:.1f} MB", f"{res['sizes'][key][1] / 1e6:.1f} MB") if key else ("", "")
+        p = key or "floor"
+        lines.append(f"| {name} | {req} | {resp} | {fmt_ms(s[p]['median_ms'])} ms | {fmt_ms(s[p]['p90_ms'])} ms "
+                     f"| {ratio} |")
+    text = "\n".join(lines)
+    print("\n" + text)
+    return text
+
+
 # --- report -------------------------------------------------------------------------------------------
 
 def verdict(ok: bool) -> str:
@@ -278,6 +401,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--small-requests", type=int, default=300, help="small-payload requests per path (default 300)")
     ap.add_argument("--small-warmup", type=int, default=20)
     ap.add_argument("--no-small", action="store_true", help="skip the small-payload run")
+    ap.add_argument("--no-binary", action="store_true", help="skip the OIP binary run")
+    ap.add_argument("--only-binary", action="store_true", help="only the OIP binary run (no idiomatic app)")
     args = ap.parse_args(argv)
     args.losses = [name.strip() for name in args.losses.split(",") if name.strip()]
     if args.rounds < 1 or args.warmup < 1 or args.size < 1 or args.small_requests < 1 or args.small_warmup < 0:
@@ -299,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: --size {args.size} is over the service's default limits; the service runs with {server_env}")
     client_cls = CLIENTS[args.client]
     large: list[dict] = []
-    small = None
+    small = binary = None
     clients: dict[str, Any] = {}
     with sigterm_as_exit(), Server("service.app:app", env=server_env) as service, \
             Server("bench.idiomatic_app:app") as idiomatic:
@@ -307,19 +432,27 @@ def main(argv: list[str] | None = None) -> int:
             clients = {"service": client_cls(service.port), "idiomatic": client_cls(idiomatic.port)}
             print(f"servers up (service :{service.port}, idiomatic :{idiomatic.port}); client {client_cls.name}; "
                   f"load average {env['load_start']}", flush=True)
-            for name in args.losses:
+            for name in ([] if args.only_binary else args.losses):
                 large.append(run_large(name, args, clients))
-            if not args.no_small:
+            if not args.no_small and not args.only_binary:
                 small = run_small(args, clients)
+            if not args.no_binary:
+                binary_client = BinaryClient(service.port)
+                try:
+                    binary = run_binary(args, clients["service"], binary_client)
+                finally:
+                    binary_client.close()
             env["server_peak_rss_mb"] = {"service": service.rss_mb(), "idiomatic": idiomatic.rss_mb()}
             env["client_retries"] = {k: c.retries for k, c in clients.items()}
         finally:
             for c in clients.values():
                 c.close()
     env["load_end"] = loadavg()
-    table = print_report(env, args, large, small, client_cls.name)
+    table = print_report(env, args, large, small, client_cls.name) if large else ""
+    binary_table = binary_report(binary) if binary else ""
     path = write_results("http", {"environment": env, "args": vars(args), "client": client_cls.name,
-                                  "large": large, "small": small, "table_markdown": table})
+                                  "large": large, "small": small, "binary": binary, "table_markdown": table,
+                                  "binary_table_markdown": binary_table})
     print(f"\nraw results: {relpath(path)}")
     return 0
 
