@@ -340,6 +340,7 @@ def test_oip_error_bodies_map_to_the_same_classes(status, expected):
         c.compute_binary("bce", np.zeros(2), np.array([0.5, 1.5]))
     assert type(caught.value) is expected and caught.value.status == status
     assert caught.value.detail == "y_pred values must be in [0, 1]; y_pred[1] = 1.5." and caught.value.type is None
+    assert str(caught.value) == f"{status} {expected.__name__}: {caught.value.detail}"
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -55,7 +55,7 @@ class LossServiceError(Exception):
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
-        return f"{self.status} {self.title or self.slug or 'error'}: {self.detail}"
+        return f"{self.status} {self.title or type(self).__name__}: {self.detail}"
 
     @property
     def slug(self) -> str | None:
