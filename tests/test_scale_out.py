@@ -34,7 +34,9 @@ NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
 REQUESTS = 200
 CLIENT_THREADS = 4
 GENEROUS = 60.0  # seconds: a bound for "answered", never a performance claim
-CIRCLE_BATCH = 1000  # about 1,000,000 pairs: a computation of a few tenths of a second, so some are in flight
+BURST = 6  # long requests sent at once just before each signal: two in flight on each replica
+IN_FLIGHT = 0.3  # seconds from a burst to the signal: its requests have reached the replicas, none has finished
+CIRCLE_BATCH = 1300  # about 1,700,000 pairs: a computation of about half a second, so some are in flight
 
 
 def directive(name: str) -> str:
@@ -149,44 +151,59 @@ def workload(count: int, seed: int = 0) -> list[tuple[str, dict, float]]:
     return items
 
 
-def computing(pid: int, window: float = 0.05) -> bool:
-    """The process burns CPU now (parses or computes a request): it has one in flight."""
-    process = psutil.Process(pid)
-    before = sum(process.cpu_times()[:2])
-    time.sleep(window)
-    return sum(process.cpu_times()[:2]) - before >= window / 3
+def post(client: httpx.Client, item) -> tuple[int, float | str]:
+    name, body, _ = item
+    try:
+        response = client.post(f"/v1/losses/{name}", content=json.dumps(body), headers={"Content-Type": "application/json"})
+        return response.status_code, response.json()["loss"] if response.status_code == 200 else response.text
+    except httpx.HTTPError as exc:
+        return 0, repr(exc)
 
 
-def run_under_load(base: str, items: list, on_progress) -> list[tuple[int, float | str]]:
-    """Sends ``items`` from CLIENT_THREADS threads through nginx; returns (status, loss or error text) in
-    order. ``on_progress(done)`` runs in a controller thread as requests complete."""
-    done = [0]
-    lock = threading.Lock()
-    local = threading.local()
+class Load:
+    """Sends the items from CLIENT_THREADS threads through nginx, and bursts of long requests on demand."""
 
-    def send(item) -> tuple[int, float | str]:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=base, timeout=GENEROUS)
-        name, body, _ = item
-        try:
-            response = local.client.post(f"/v1/losses/{name}", content=json.dumps(body),
-                                         headers={"Content-Type": "application/json"})
-            result = (response.status_code, response.json()["loss"] if response.status_code == 200 else response.text)
-        except httpx.HTTPError as exc:
-            result = (0, repr(exc))
-        with lock:
-            done[0] += 1
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.done = 0
+        self.lock = threading.Lock()
+        self.local = threading.local()
+        self.bursts: list[concurrent.futures.Future] = []
+        self.burst_pool = concurrent.futures.ThreadPoolExecutor(BURST)
+        # every burst thread up, with its connection to nginx open, before any burst: a burst then reaches
+        # the replicas at once
+        ready = threading.Barrier(BURST)
+        warm = [self.burst_pool.submit(lambda: (self.client().get("/healthz"), ready.wait(GENEROUS)))
+                for _ in range(BURST)]
+        for future in warm:
+            future.result()
+
+    def client(self) -> httpx.Client:
+        if not hasattr(self.local, "client"):
+            self.local.client = httpx.Client(base_url=self.base, timeout=GENEROUS)
+        return self.local.client
+
+    def send(self, item) -> tuple[int, float | str]:
+        result = post(self.client(), item)
+        with self.lock:
+            self.done += 1
         return result
 
-    stop = threading.Event()
-    controller = threading.Thread(target=on_progress, args=(lambda: done[0], stop))
-    controller.start()
-    try:
-        with concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            return list(pool.map(send, items))
-    finally:
-        stop.set()
-        controller.join(GENEROUS)
+    def burst(self, item) -> None:
+        """BURST copies of a long request at once: nginx's round robin puts some on every replica."""
+        self.bursts += [self.burst_pool.submit(lambda: post(self.client(), item)) for _ in range(BURST)]
+
+    def run(self, items: list, controller) -> list[tuple[int, float | str]]:
+        stop = threading.Event()
+        control = threading.Thread(target=controller, args=(stop,))
+        control.start()
+        try:
+            with concurrent.futures.ThreadPoolExecutor(CLIENT_THREADS) as pool:
+                return list(pool.map(self.send, items))
+        finally:
+            stop.set()
+            control.join(GENEROUS)
+            self.burst_pool.shutdown(wait=True)
 
 
 def test_nginx_retries_every_request_of_a_killed_or_stopped_replica(tmp_path):
@@ -196,39 +213,41 @@ def test_nginx_retries_every_request_of_a_killed_or_stopped_replica(tmp_path):
         replicas = [stack.enter_context(live_server(log_path=tmp_path / f"replica-{i}.log")) for i in range(3)]
         base = stack.enter_context(nginx(tmp_path, [r.port for r in replicas]))
         killed, stopped = replicas[0], replicas[1]
+        load = Load(base)
+        circle = next(item for item in items if item[0] == "circle")
         events: dict[str, int] = {}
 
-        def kill_two(done, stop) -> None:
-            while done() < REQUESTS // 4 and not stop.is_set():
-                time.sleep(0.02)
-            while not computing(killed.pid) and not stop.is_set():  # kill it with a request in flight
-                pass
-            os.kill(killed.pid, signal.SIGKILL)
-            events["killed at"] = done()
-            while done() < REQUESTS // 2 and not stop.is_set():
-                time.sleep(0.02)
-            os.kill(stopped.pid, signal.SIGTERM)
-            events["stopped at"] = done()
+        def kill_two(stop: threading.Event) -> None:
+            for fraction, victim, signum in ((4, killed, signal.SIGKILL), (2, stopped, signal.SIGTERM)):
+                while load.done < REQUESTS // fraction and not stop.is_set():
+                    time.sleep(0.02)
+                load.burst(circle)
+                time.sleep(IN_FLIGHT)  # the burst's computations have begun and are far from done
+                os.kill(victim.pid, signum)
+                events[signal.Signals(signum).name] = load.done
 
-        results = run_under_load(base, items, kill_two)
+        results = load.run(items, kill_two)
+        results += [burst.result() for burst in load.bursts]
+        items = items + [circle] * len(load.bursts)
         assert psutil.Process(stopped.pid).wait(timeout=GENEROUS) == 0  # drained and exited cleanly
         assert psutil.Process(killed.pid).wait(timeout=GENEROUS) == -signal.SIGKILL
 
-    assert set(events) == {"killed at", "stopped at"}, events
+    assert set(events) == {"SIGKILL", "SIGTERM"}, events
+    assert len(results) == REQUESTS + 2 * BURST
     failed = [(i, r) for i, r in enumerate(results) if r[0] != 200]
-    assert not failed, f"{len(failed)} of {REQUESTS} requests failed, e.g. {failed[:3]}"
+    assert not failed, f"{len(failed)} of {len(results)} requests failed, e.g. {failed[:3]}"
     for (name, _, expected), (_, loss) in zip(items, results):
         assert np.isclose(loss, expected, rtol=1e-9, atol=0), (name, loss, expected)
 
     access = (tmp_path / "access.log").read_text(errors="replace").splitlines()
     posts = [line for line in access if '"POST /v1/losses/' in line]
-    assert len(posts) == REQUESTS
+    assert len(posts) == len(results)
     retried = [line for line in posts if re.search(r"upstream=\S+, ", line)]
     assert retried, "nginx retried nothing: no replica died under the load?"
     errors = (tmp_path / "error.log").read_text(errors="replace")
     cut_off = re.findall(r"upstream prematurely closed|Connection reset by peer", errors)
     assert cut_off, f"no request was in flight on the killed replica: {errors[-2000:]}"
-    print(f"\n{REQUESTS} requests, {len(retried)} retried on another replica ({len(cut_off)} cut off in flight), "
-          f"0 failed; SIGKILL after {events['killed at']}, SIGTERM after {events['stopped at']}; "
+    print(f"\n{len(results)} requests, {len(retried)} retried on another replica ({len(cut_off)} cut off in flight), "
+          f"0 failed; SIGKILL after {events['SIGKILL']}, SIGTERM after {events['SIGTERM']}; "
           f"{time.monotonic() - started:.1f} s")
     assert time.monotonic() - started < GENEROUS
