@@ -15,5 +15,10 @@ class Health(BaseModel):
 class Readiness(Health):
     """``GET /readyz``: the service can take computations (readiness)."""
 
+    status: str = Field(description=(
+        '"ready" (200); "busy" (503: the computation queue is full) or "draining" (503: shutting down, '
+        'finishing the requests in flight).'))
+    reason: str = Field(description="Why this replica is, or is not, ready, in words.")
+
     losses: int = Field(description="How many losses the registry serves.")
     vector_math: str = Field(description="The engine's exp/log backend: mkl or numpy (LOSS_SERVICE_VECTOR_MATH).")

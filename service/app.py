@@ -17,6 +17,7 @@ from .engine import vecmath
 from .engine.errors import LossServiceError
 from .transport.call import Limits
 from .runtime import limit_math_threads, reuse_freed_memory
+from .shutdown import Drain, lifespan
 
 DESCRIPTION = """
 Machine-learning losses and their gradients over HTTP: every Keras 3 loss exactly as Keras
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logging.getLogger("service").info("vector math: %s", vecmath.backend)
     app = FastAPI(
         title="Loss service", version=__version__, description=DESCRIPTION,
-        docs_url=None, redoc_url=None,
+        docs_url=None, redoc_url=None, lifespan=lifespan(),
         openapi_tags=[{"name": "losses", "description": "Compute losses, per-sample values and gradients."},
                       {"name": "catalogue", "description": "What each loss computes, with runnable examples."},
                       {"name": "grading", "description": "Grade a student's loss and gradient; seeded exercises."},
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                      "tensor extension): each loss is a model."}],
     )
     app.state.settings = settings
+    app.state.drain = Drain()  # SIGTERM starts it: readiness turns false before the listener closes
     app.state.limits = Limits.from_settings(settings)
     app.state.admission = Admission(threads=settings.max_concurrency, work_budget=settings.work_budget,
                                     max_queue=settings.max_queue)

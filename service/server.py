@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import signal
+import sys
 from typing import Any
 
 import uvicorn
@@ -20,6 +22,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .config import Settings
 from .engine import BYTES_PER_WORK
+from .shutdown import DRAIN_SECONDS
 
 log = logging.getLogger("service")
 
@@ -27,7 +30,8 @@ BASELINE_BYTES = 300 * 1024 * 1024  # RSS of an idle worker with MKL's vector ma
 PARSE_FACTOR = 4  # parsing a JSON body of numbers takes up to about 4x its size (the lists, then the arrays)
 QUEUED_BYTES_PER_ELEMENT = 16  # a parsed request's float64 inputs, and the copies a loss's prepare may make
 FD_RESERVE = 64  # descriptors besides connections: the listening socket, logs, pipes, shared libraries
-GRACEFUL_SHUTDOWN_SECONDS = 20  # docker stop waits 30 s (compose stop_grace_period) before SIGKILL
+GRACEFUL_SHUTDOWN_SECONDS = 20  # after the drain; docker stop waits 30 s (compose stop_grace_period) before SIGKILL
+SHUTDOWN_SECONDS = DRAIN_SECONDS + GRACEFUL_SHUTDOWN_SECONDS  # the longest a SIGTERM takes to end the process
 
 
 def _idle(protocol: Any) -> bool:
@@ -133,6 +137,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**given)
 
 
+def _stopped_as_asked(signum: int, frame: Any) -> None:
+    sys.exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from(parse_args(argv))
+    # uvicorn raises the SIGTERM it shut down for again once its own handler is gone, which would end the
+    # process "killed by SIGTERM" (143): the stop was asked for and completed, so exit 0 instead.
+    signal.signal(signal.SIGTERM, _stopped_as_asked)
     uvicorn.run("service.app:app", **uvicorn_options(settings, raise_open_files_limit()))

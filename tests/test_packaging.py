@@ -331,7 +331,9 @@ def test_dockerignore_keeps_local_state_out_of_the_context():
 
 # --------------------------------------------------------------------------- docker-compose.yml
 # Key names and value shapes below follow the Compose specification (compose-spec/compose-spec); only
-# the parts this file uses are checked, since the full JSON schema is not vendored here.
+# the parts this file uses are checked, since the full JSON schema is not vendored here. The default
+# service is loss-service; the "scale" profile adds loss-replica (the same service, unpublished, as
+# several replicas) and nginx in front of them (deploy/nginx/nginx.conf, checked in tests/test_scale_out.py).
 
 COMPOSE_TOP_LEVEL = {"version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models"}
 COMPOSE_SERVICE_KEYS = {
@@ -343,6 +345,8 @@ COMPOSE_SERVICE_KEYS = {
 }
 COMPOSE_BUILD_KEYS = {"context", "dockerfile", "args", "target", "labels", "cache_from", "cache_to", "platforms",
                       "tags", "network", "pull", "no_cache", "secrets", "ssh", "shm_size", "extra_hosts"}
+COMPOSE_DEPLOY_KEYS = {"mode", "replicas", "endpoint_mode", "labels", "placement", "resources", "restart_policy",
+                       "rollback_config", "update_config"}
 COMPOSE_HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
 DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|ns))+$")
 # the host part may be a Compose interpolation with a default: ${LOSS_SERVICE_PUBLISH:-127.0.0.1}
@@ -383,10 +387,17 @@ def test_compose_file_follows_the_compose_spec_shape():
             assert DURATION.match(str(spec["stop_grace_period"]))
         if "restart" in spec:
             assert re.fullmatch(r"no|always|unless-stopped|on-failure(:\d+)?", str(spec["restart"]))
+        assert isinstance(spec.get("profiles", []), list)
+        assert isinstance(spec.get("deploy", {}), dict) and not set(spec.get("deploy", {})) - COMPOSE_DEPLOY_KEYS
+        for volume in spec.get("volumes", []):
+            assert isinstance(volume, str) and re.fullmatch(r"[^:]+:/[^:]+(:ro|:rw)?", volume), volume
+        for dependency, condition in spec.get("depends_on", {}).items():
+            assert dependency in services, f"service {name} depends on unknown {dependency}"
+            assert condition["condition"] in {"service_started", "service_healthy", "service_completed_successfully"}
 
 
 def test_compose_service_builds_this_dockerfile_with_health_and_restart():
-    (name, spec), = load_compose()["services"].items()
+    spec = load_compose()["services"]["loss-service"]
     build = spec["build"] if isinstance(spec["build"], dict) else {"context": spec["build"]}
     assert build["context"] == "."
     assert (ROOT / build.get("dockerfile", "Dockerfile")).is_file()
@@ -400,7 +411,7 @@ def test_compose_service_builds_this_dockerfile_with_health_and_restart():
 
 
 def test_compose_environment_names_real_settings():
-    (_, spec), = load_compose()["services"].items()
+    spec = load_compose()["services"]["loss-service"]
     prefix = Settings.model_config["env_prefix"]
     known = {prefix + field.upper() for field in Settings.model_fields}
     names = set(spec["environment"])
@@ -419,7 +430,7 @@ def _bytes(size: str) -> int:
 def test_compose_is_hardened_and_limited_to_match_the_work_budget():
     from service.server import FD_RESERVE, memory_bound
 
-    (_, spec), = load_compose()["services"].items()
+    spec = load_compose()["services"]["loss-service"]
     assert spec["cap_drop"] == ["ALL"] and not spec.get("cap_add")
     assert spec["read_only"] is True and "no-new-privileges:true" in spec["security_opt"]
     for port in spec["ports"]:  # published on loopback unless LOSS_SERVICE_PUBLISH says otherwise
@@ -433,6 +444,34 @@ def test_compose_is_hardened_and_limited_to_match_the_work_budget():
     assert isinstance(spec["pids_limit"], int) and 64 <= spec["pids_limit"] <= 4096
     nofile = spec["ulimits"]["nofile"]
     assert nofile["soft"] >= defaults.max_connections + FD_RESERVE
+
+
+def test_scale_profile_runs_replicas_of_the_same_service_behind_nginx():
+    services = load_compose()["services"]
+    single, replica, nginx = services["loss-service"], services["loss-replica"], services["nginx"]
+    assert "profiles" not in single, "plain `docker compose up` runs the single service"
+    assert replica["profiles"] == ["scale"] and nginx["profiles"] == ["scale"]
+    # the replica is the service (one definition, merged), only unpublished: nginx alone reaches it
+    assert {k: v for k, v in replica.items() if k not in {"profiles", "expose", "deploy"}} == \
+        {k: v for k, v in single.items() if k != "ports"}
+    assert "ports" not in replica and replica["expose"] == ["8000"]
+    replicas = re.fullmatch(r"\$\{LOSS_SERVICE_REPLICAS:-(\d+)\}", str(replica["deploy"]["replicas"]))
+    assert replicas and int(replicas.group(1)) >= 2, replica["deploy"]
+
+    assert re.fullmatch(r"nginx:\d+\.\d+\.\d+(-alpine)?", nginx["image"]), "pin nginx's version"
+    (volume,) = nginx["volumes"]
+    source, target, mode = volume.split(":")
+    assert (ROOT / source).resolve() == (ROOT / "deploy" / "nginx" / "nginx.conf") and mode == "ro"
+    assert target == "/etc/nginx/nginx.conf"
+    assert nginx["depends_on"] == {"loss-replica": {"condition": "service_healthy"}}
+    (port,) = nginx["ports"]
+    assert port.startswith("${LOSS_SERVICE_PUBLISH:-127.0.0.1}:"), port
+    conf = (ROOT / source).read_text(encoding="utf-8")
+    assert re.search(rf"^\s*listen {PORT.match(port).group(1)};$", conf, re.MULTILINE), "nginx listens elsewhere"
+    assert re.search(r"^\s*server loss-replica:8000\b", conf, re.MULTILINE), "the upstream is not the replicas"
+    assert nginx["read_only"] is True and nginx["tmpfs"] == ["/tmp"]
+    assert not re.findall(r"_temp_path (?!/tmp/)", conf) and "pid /tmp/" in conf, "a read-only root: temp files in /tmp"
+    assert nginx["restart"] == single["restart"]
 
 
 def test_readme_documents_every_setting():

@@ -24,15 +24,29 @@ async def healthz() -> Health:
     return Health(status="ok", version=__version__)
 
 
+def readiness(app: FastAPI) -> tuple[bool, Readiness]:
+    """Whether this replica should be sent computations, and why: not while it drains (SIGTERM received,
+    service.shutdown) nor while the computation queue is full (LOSS_SERVICE_MAX_QUEUE). Every readiness
+    endpoint answers from here."""
+    if app.state.drain.draining:
+        status, reason = "draining", "shutting down: finishing the requests in flight; send new ones elsewhere"
+    elif app.state.admission.full:
+        status, reason = "busy", "the computation queue is full (LOSS_SERVICE_MAX_QUEUE); send elsewhere for now"
+    else:
+        status, reason = "ready", "taking computations"
+    body = Readiness(status=status, reason=reason, version=__version__, losses=len(all_losses()),
+                     vector_math=vecmath.backend)
+    return status == "ready", body
+
+
 @router.get("/readyz", response_model=Readiness, summary="Readiness",
-            responses={503: {"model": Readiness, "description": "The queue is full: send elsewhere for now."}})
+            responses={503: {"model": Readiness,
+                             "description": "Draining (shutting down) or the queue is full: send elsewhere."}})
 async def readyz(request: Request) -> Response:
-    """Ready unless the computation queue is full (LOSS_SERVICE_MAX_QUEUE): then 503, so that a load
-    balancer routes around this replica while it sheds load. /healthz stays a pure liveness check."""
-    full = request.app.state.admission.full
-    ready = Readiness(status="busy" if full else "ready", version=__version__, losses=len(all_losses()),
-                      vector_math=vecmath.backend)
-    return Response(ready.model_dump_json(), status_code=503 if full else 200, media_type="application/json")
+    """Ready unless draining after SIGTERM or the computation queue is full: then 503, so that a load
+    balancer routes around this replica. /healthz stays a pure liveness check."""
+    ready, body = readiness(request.app)
+    return Response(body.model_dump_json(), status_code=200 if ready else 503, media_type="application/json")
 
 
 class Metrics:
