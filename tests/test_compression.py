@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import struct
 import threading
 import time
 import zlib
@@ -104,7 +105,7 @@ async def test_the_compressed_bytes_are_held_to_the_limit_too():
 
 
 async def test_a_body_that_inflates_over_the_limit_is_a_413_naming_the_setting():
-    bomb = gzip.compress(bytes(8 * 1024 * 1024))  # 8 MiB of zeros in about 8 KB
+    bomb = b"".join(zip_bomb(64 << 20))  # 64 MiB of zeros in 66 KB
     async with make_client(max_body_bytes=100_000) as client:
         response = await client.post("/v1/losses/mse", content=bomb, headers={**JSON, "content-encoding": "gzip"})
     problem = assert_problem(response, 413, None)
@@ -115,7 +116,7 @@ async def test_a_body_that_inflates_over_the_limit_is_a_413_naming_the_setting()
 @pytest.mark.parametrize("most", [None, 1000])
 def test_inflating_a_bomb_stops_one_byte_past_the_limit(most):
     inflater = Inflater("gzip", max_bytes=50_000)
-    bomb = gzip.compress(bytes(64 * 1024 * 1024))
+    bomb = b"".join(zip_bomb(64 << 20))
     with pytest.raises(LimitExceeded):
         while inflater.feed(bomb, most):  # with ``most``, each call stops early and is resumed
             bomb = b""
@@ -134,12 +135,21 @@ def test_a_bounded_call_resumes_where_it_stopped():
 
 
 def zip_bomb(total: int = 1 << 30, piece: int = 1 << 20):
-    """``total`` zeros, gzipped as they are made (about 1 MB on the wire, a piece in memory at a time)."""
-    deflater = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    """A valid gzip of ``total`` zeros (1 GiB in about 1 MB), made a piece at a time: after a full flush a
+    piece of zeros compresses to the same block whatever came before, so the block is made once."""
     zeros = bytes(piece)
-    for _ in range(total // piece):
-        yield deflater.compress(zeros)
-    yield deflater.flush()
+    deflater = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    yield deflater.compress(zeros) + deflater.flush(zlib.Z_FULL_FLUSH)  # the gzip header and the first piece
+    block = deflater.compress(zeros) + deflater.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(zeros)
+    for _ in range(total // piece - 1):
+        yield block
+        crc = zlib.crc32(zeros, crc)
+    yield b"\x03\x00" + struct.pack("<II", crc, total & 0xFFFFFFFF)  # an empty final block, then the trailer
+
+
+def test_the_zip_bomb_is_valid_gzip():
+    assert gzip.decompress(b"".join(zip_bomb(8 << 20))) == bytes(8 << 20)
 
 
 def test_a_gigabyte_zip_bomb_is_a_413_and_the_server_stays_small():

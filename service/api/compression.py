@@ -7,15 +7,20 @@ limit plus one byte of output, however far it would expand.
 
 Responses (``GzipMiddleware``): gzip when the client's Accept-Encoding allows it, for every finished
 (single-message) body at least ``gzip_min_bytes`` long, whatever the route or transport (problem+json,
-/metrics, /v2 binary). Bodies above ``OFFLOAD_BYTES`` are compressed in a worker thread: zlib releases
-the GIL, and deflating a 40 MB JSON response takes about 0.4 s at level 1 on a quiet core (2.9 s on
-the loaded 2-core development machine), which on the event loop would stall /healthz as long
-(``bench/bench_compression.py``: Starlette's GZipMiddleware, which compresses on the loop, against this).
+/metrics, /v2 binary): the mechanism sits where bodies are finished, not in a transport. Bodies above
+``OFFLOAD_BYTES`` are compressed in a worker thread (zlib releases the GIL), after the computation has
+given its work budget back. Measured (``bench/bench_compression.py``, 2 loaded cores, level 1): a
+19.6 MB JSON body takes 1.1 s to gzip; compressed on the event loop /healthz's p99 during it was
+1,128 ms, in a thread 18.6 ms (worst 26 ms). Starlette 1.10's GZipMiddleware also uses a thread (from
+128 KiB; p99 15.6 ms), but it gzips for ``Accept-Encoding: gzip;q=0`` (a substring test), so it is
+not used; compressing inside the pipeline's thread instead would save one thread hop (0.4 ms) and hold
+the work budget while compressing.
 """
 
 from __future__ import annotations
 
 import zlib
+
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,9 +29,11 @@ from ..engine.errors import ErrorItem, LimitExceeded, LossServiceError
 
 REQUEST_ENCODINGS = ("gzip", "deflate", "identity")
 _ALIASES = {"x-gzip": "gzip"}  # RFC 9110 8.4.1.3: x-gzip is gzip
-INLINE_OUTPUT = 64 * 1024  # inflated on the event loop at most per call (~0.1 ms); the rest in a thread
-INFLATE_BATCH = 1024 * 1024  # compressed bytes gathered per thread hop (a hop costs ~0.1-0.6 ms here)
-OFFLOAD_BYTES = 64 * 1024  # responses above it are compressed in a thread (level 1: ~0.5 ms per 64 KiB)
+INLINE_OUTPUT = 64 * 1024  # inflated on the event loop at most per body (inflating is ~5x faster than gzip)
+INFLATE_BATCH = 1024 * 1024  # compressed bytes inflated per thread hop (a hop costs ~0.4 ms)
+# responses above it are compressed in a thread: a hop costs ~0.4 ms, as long as level 1 takes on 16 KiB
+# on the loaded development machine (64 KiB took 3.9 ms there)
+OFFLOAD_BYTES = 16 * 1024
 
 
 class UnsupportedEncoding(LossServiceError):
@@ -41,7 +48,8 @@ class UnsupportedEncoding(LossServiceError):
 class BadCompressedBody(LossServiceError):
     def __init__(self, encoding: str, why: str) -> None:
         detail = (f"The body is not valid {encoding} data ({why}), as its Content-Encoding says; "
-                  f"send it compressed whole (curl: --data-binary @body.json.gz), or uncompressed without Content-Encoding.")
+                  f"send it compressed whole (curl: --data-binary @body.json.gz), or uncompressed without "
+                  f"Content-Encoding.")
         super().__init__(detail=detail, errors=[ErrorItem(("header", "content-encoding"), why)], status=400,
                          slug="bad-content-encoding", title="Body does not match its Content-Encoding")
 
@@ -99,7 +107,8 @@ class Inflater:
                     return True
                 if self._ended:
                     if self.encoding != "gzip" or data[:2] != b"\x1f\x8b":  # gzip may have several members
-                        raise BadCompressedBody(self.encoding, f"{len(data):,} bytes after the end of the compressed data")
+                        raise BadCompressedBody(self.encoding,
+                                                f"{len(data):,} bytes after the end of the compressed data")
                     self._zlib = None
                 if self._zlib is None:
                     self._start(data)
@@ -115,7 +124,8 @@ class Inflater:
                 capped = len(out) == step and not self._ended
                 data = self._zlib.unused_data if self._ended else self._zlib.unconsumed_tail
         except zlib.error as exc:  # not this format, a corrupt block, a CRC or length mismatch
-            raise BadCompressedBody(self.encoding, str(exc).removeprefix("Error -3 while decompressing data: ")) from None
+            why = str(exc).removeprefix("Error -3 while decompressing data: ")
+            raise BadCompressedBody(self.encoding, why) from None
         return False
 
     def finish(self) -> bytes:
