@@ -287,7 +287,8 @@ class HttpxClient:
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes, float]:
         t0 = time.perf_counter()
-        resp = self.client.post(path, content=body, headers={"Content-Type": "application/json"})
+        resp = self.client.post(path, content=body, headers={"Content-Type": "application/json",
+                                                              "Accept-Encoding": "identity"})  # as http.client
         data = resp.content
         return resp.status_code, data, time.perf_counter() - t0
 

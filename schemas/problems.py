@@ -28,14 +28,16 @@ class Problem(BaseModel):
 
 
 PROBLEM_RESPONSES = {
-    400: {"model": Problem, "description": "The body is not valid JSON.", "content": {"application/problem+json": {}}},
+    400: {"model": Problem, "description": "The body is not valid JSON, or not valid data of its Content-Encoding.",
+          "content": {"application/problem+json": {}}},
     404: {"model": Problem, "description": "Unknown loss (with suggestions).",
           "content": {"application/problem+json": {}}},
     413: {"model": Problem, "description": "Body, element count or declared work over the configured limit.",
           "content": {"application/problem+json": {}}},
     408: {"model": Problem, "description": "The body did not arrive within LOSS_SERVICE_BODY_TIMEOUT seconds.",
           "content": {"application/problem+json": {}}},
-    415: {"model": Problem, "description": "Content type is not application/json.",
+    415: {"model": Problem, "description": "Content type is not application/json, or Content-Encoding is not "
+                                           "gzip, deflate or identity.",
           "content": {"application/problem+json": {}}},
     422: {"model": Problem, "description": "Valid JSON that is invalid for the loss (shape, domain, parameter, "
                                            "non-finite number, unknown field).",

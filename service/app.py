@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from . import __version__
 from .api import doc_examples, docs, grading, oip, ops, problems, routes
 from .api import openapi as openapi_document
+from .api.compression import GzipMiddleware
 from .api.compute import Admission
 from .config import Settings, get_settings
 from .engine import vecmath
@@ -86,6 +87,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type", "X-API-Key"])
+    # inside the metrics middleware, which then counts the bytes sent; outside CORS, which adds its Vary first
+    app.add_middleware(GzipMiddleware, min_bytes=settings.gzip_min_bytes, level=settings.gzip_level,
+                       threads=settings.max_concurrency)
     app.add_middleware(ops.MetricsMiddleware, metrics=metrics)
 
     def openapi() -> dict:

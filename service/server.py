@@ -66,7 +66,11 @@ def memory_bound(settings: Settings) -> dict[str, int]:
     computations (the work budget at float64's bytes per unit of work), bodies being parsed (one per
     parsing thread), parsed requests waiting in the queue (their input arrays, at most max_elements
     numbers each), and the baseline. Bodies still arriving, or waiting a moment for a parsing thread,
-    are bounded by the body timeout and the connection limit rather than here."""
+    are bounded by the body timeout and the connection limit rather than here. Compressed bodies add no
+    term: they are inflated as they arrive (service.api.compression), so a body is never held both
+    compressed and inflated, and the inflated one is held to max_body_bytes like a plain one. A gzipped
+    response adds its compressed copy (smaller than the response) while it is sent; responses being sent
+    are, like bodies arriving, bounded by the connection limit rather than here."""
     terms = {
         "baseline": BASELINE_BYTES,
         "computations": settings.work_budget * BYTES_PER_WORK["float64"],

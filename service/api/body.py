@@ -1,4 +1,5 @@
-"""Reading JSON request bodies: content type (415) and size (413) checks, before any parsing."""
+"""Reading JSON request bodies: content type and encoding (415) and size (413) checks, before any parsing,
+and compressed bodies inflated as they arrive (``service.api.compression``), within the same size limit."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import anyio
 from fastapi import Request
 
 from ..engine.errors import LimitExceeded, LossServiceError
+from .compression import INFLATE_BATCH, INLINE_OUTPUT, Inflater, request_encoding
 
 _JSON_TYPES = ("application/json",)
 
@@ -33,14 +35,10 @@ def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
                          f"(LOSS_SERVICE_MAX_BODY_BYTES); split the request or use smaller arrays.", ("body",))
 
 
-def check_headers(headers: Mapping[str, str], max_bytes: int, media_types: tuple[str, ...] = _JSON_TYPES) -> None:
+def check_headers(headers: Mapping[str, str], max_bytes: int, media_types: tuple[str, ...] = _JSON_TYPES) -> str:
     """The 415 and 413 that the headers alone decide (also run by the /docs examples, service.api.doc_examples);
-    ``media_types`` are accepted besides JSON's (OIP's binary bodies)."""
-    encoding = headers.get("content-encoding")
-    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
-        # a compressed body read as JSON would be a confusing 400 (or worse, bytes that happen to parse)
-        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body uncompressed, "
-                                   f"without a Content-Encoding header.")
+    ``media_types`` are accepted besides JSON's (OIP's binary bodies). Returns the body's Content-Encoding."""
+    encoding = request_encoding(headers.get("content-encoding"))
     content_type = headers.get("content-type")
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
@@ -51,21 +49,35 @@ def check_headers(headers: Mapping[str, str], max_bytes: int, media_types: tuple
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes, int(declared))  # answered before a byte of the body is read
+    return encoding
 
 
 async def read_json_body(request: Request, max_bytes: int, timeout: float,
                          media_types: tuple[str, ...] = _JSON_TYPES) -> bytes:
-    """The body's bytes, read within ``timeout`` seconds (a slow or lying client gets a 408)."""
-    check_headers(request.headers, max_bytes, media_types)
+    """The body's bytes, inflated if compressed, read within ``timeout`` seconds (a slow or lying client
+    gets a 408). ``max_bytes`` bounds both the bytes received and the inflated body."""
+    encoding = check_headers(request.headers, max_bytes, media_types)
+    inflater = None if encoding == "identity" else Inflater(encoding, max_bytes)
     declared = request.headers.get("content-length")
     chunks = []
-    size = 0
+    size = pending = 0
     with anyio.move_on_after(timeout) as deadline:
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_bytes:
                 raise _too_large(max_bytes)
             chunks.append(chunk)
+            pending += len(chunk)
+            if inflater is not None and pending >= INFLATE_BATCH:
+                # zlib releases the GIL: a large body inflates in a thread while the loop serves others
+                await anyio.to_thread.run_sync(inflater.feed, b"".join(chunks))
+                chunks.clear()
+                pending = 0
+        if inflater is not None:
+            # a small body inflates here at once (bounded output: a bomb's rest goes to a thread)
+            if inflater.feed(b"".join(chunks), INLINE_OUTPUT):
+                await anyio.to_thread.run_sync(inflater.feed, b"")
+            chunks = [inflater.finish()]
     if deadline.cancelled_caught:
         raise BodyTimeout(timeout, size, declared)
     return b"".join(chunks)
