@@ -53,6 +53,8 @@ def test_sigterm_drains_then_closes_and_the_request_in_flight_completes(tmp_path
         draining = httpx.get(f"{live.url}/readyz", timeout=GENEROUS)
         assert draining.status_code == 503, draining.text
         assert draining.json()["status"] == "draining" and "shutting down" in draining.json()["reason"]
+        oip_ready = httpx.get(f"{live.url}/v2/health/ready", timeout=GENEROUS)  # the same readiness for OIP clients
+        assert oip_ready.status_code == 503 and oip_ready.json() == {"ready": False}, oip_ready.text
         assert httpx.get(f"{live.url}/healthz", timeout=GENEROUS).status_code == 200  # alive, just leaving
 
         refused_after = None

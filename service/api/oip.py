@@ -13,6 +13,7 @@ from ..engine import get_loss
 from ..transport import oip
 from ..transport.json import dumps
 from .body import read_json_body
+from .ops import readiness
 
 router = APIRouter(prefix="/v2", tags=["oip"])
 
@@ -42,9 +43,10 @@ async def server_live() -> Response:
 
 
 @router.get("/health/ready", response_model=ServerReady, summary="Server readiness (as /readyz)",
-            responses={503: {"model": ServerReady, "description": "The queue is full: send elsewhere for now."}})
+            responses={503: {"model": ServerReady,
+                             "description": "Draining after SIGTERM, or the queue is full: send elsewhere for now."}})
 async def server_ready(request: Request) -> Response:
-    ready = not request.app.state.admission.full
+    ready, _ = readiness(request.app)  # the one readiness of /readyz: draining or a full queue is not ready
     return _json({"ready": ready}, 200 if ready else 503)
 
 
