@@ -239,20 +239,22 @@ async def test_large_responses_are_compressed_off_the_event_loop(client, monkeyp
     assert small_size <= compression.OFFLOAD_BYTES and small_on_loop  # a thread hop costs more than it
 
 
-def _asgi_app(headers: list[tuple[bytes, bytes]], parts: list[bytes]):
+def _asgi_app(headers: list[tuple[bytes, bytes]], parts: list[bytes], status: int = 200):
     async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         for i, part in enumerate(parts):
             await send({"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1})
     return app
 
 
-@pytest.mark.parametrize("headers,parts", [
-    ([(b"content-encoding", b"br"), (b"content-length", b"2000")], [b"x" * 2000]),  # already encoded
-    ([(b"content-type", b"text/plain")], [b"x" * 2000, b"y" * 2000]),  # streamed
+@pytest.mark.parametrize("headers,parts,status", [
+    ([(b"content-encoding", b"br"), (b"content-length", b"2000")], [b"x" * 2000], 200),  # already encoded
+    ([(b"content-type", b"text/plain")], [b"x" * 2000, b"y" * 2000], 200),  # streamed
+    ([(b"content-range", b"bytes 0-1999/9000")], [b"x" * 2000], 206),  # a range of the plain bytes
+    ([(b"etag", b'"abc"')], [b""], 304),  # no body to compress, even with no minimum
 ])
-async def test_encoded_and_streamed_bodies_pass_through_untouched(headers, parts):
-    app = GzipMiddleware(_asgi_app(headers, parts), min_bytes=0, level=1, threads=1)
+async def test_encoded_streamed_partial_and_empty_bodies_pass_through_untouched(headers, parts, status):
+    app = GzipMiddleware(_asgi_app(headers, parts, status), min_bytes=0, level=1, threads=1)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         response, raw = await _raw(client, "GET", "/", headers={"accept-encoding": "gzip"})
     assert raw == b"".join(parts)
