@@ -134,6 +134,26 @@ def test_a_bounded_call_resumes_where_it_stopped():
     assert calls > len(data) // 4096 and inflater.finish() == data
 
 
+async def test_a_large_body_is_inflated_off_the_event_loop(client, monkeypatch):
+    calls = []
+    original = Inflater.feed
+
+    def recording(self, data, most=None):
+        calls.append((most, threading.current_thread() is threading.main_thread()))
+        return original(self, data, most)
+
+    monkeypatch.setattr(Inflater, "feed", recording)
+    small = await client.post("/v1/losses/mse", content=_gz(json.dumps(MSE).encode()),
+                              headers={**JSON, "content-encoding": "gzip"})
+    assert small.status_code == 200 and calls == [(compression.INLINE_OUTPUT, True)]  # a hop would cost more
+    calls.clear()
+    large = json.dumps(BIG).encode()
+    assert len(large) > compression.INLINE_OUTPUT
+    response = await client.post("/v1/losses/mse", content=_gz(large), headers={**JSON, "content-encoding": "gzip"})
+    assert response.status_code == 200
+    assert calls == [(compression.INLINE_OUTPUT, True), (None, False)]  # its first 64 KiB, then the rest in a thread
+
+
 def zip_bomb(total: int = 1 << 30, piece: int = 1 << 20):
     """A valid gzip of ``total`` zeros (1 GiB in about 1 MB), made a piece at a time: after a full flush a
     piece of zeros compresses to the same block whatever came before, so the block is made once."""
