@@ -134,6 +134,26 @@ def test_a_bounded_call_resumes_where_it_stopped():
     assert calls > len(data) // 4096 and inflater.finish() == data
 
 
+async def test_a_large_body_is_inflated_off_the_event_loop(client, monkeypatch):
+    calls = []
+    original = Inflater.feed
+
+    def recording(self, data, most=None):
+        calls.append((most, threading.current_thread() is threading.main_thread()))
+        return original(self, data, most)
+
+    monkeypatch.setattr(Inflater, "feed", recording)
+    small = await client.post("/v1/losses/mse", content=_gz(json.dumps(MSE).encode()),
+                              headers={**JSON, "content-encoding": "gzip"})
+    assert small.status_code == 200 and calls == [(compression.INLINE_OUTPUT, True)]  # a hop would cost more
+    calls.clear()
+    large = json.dumps(BIG).encode()
+    assert len(large) > compression.INLINE_OUTPUT
+    response = await client.post("/v1/losses/mse", content=_gz(large), headers={**JSON, "content-encoding": "gzip"})
+    assert response.status_code == 200
+    assert calls == [(compression.INLINE_OUTPUT, True), (None, False)]  # its first 64 KiB, then the rest in a thread
+
+
 def zip_bomb(total: int = 1 << 30, piece: int = 1 << 20):
     """A valid gzip of ``total`` zeros (1 GiB in about 1 MB), made a piece at a time: after a full flush a
     piece of zeros compresses to the same block whatever came before, so the block is made once."""
@@ -239,20 +259,22 @@ async def test_large_responses_are_compressed_off_the_event_loop(client, monkeyp
     assert small_size <= compression.OFFLOAD_BYTES and small_on_loop  # a thread hop costs more than it
 
 
-def _asgi_app(headers: list[tuple[bytes, bytes]], parts: list[bytes]):
+def _asgi_app(headers: list[tuple[bytes, bytes]], parts: list[bytes], status: int = 200):
     async def app(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         for i, part in enumerate(parts):
             await send({"type": "http.response.body", "body": part, "more_body": i < len(parts) - 1})
     return app
 
 
-@pytest.mark.parametrize("headers,parts", [
-    ([(b"content-encoding", b"br"), (b"content-length", b"2000")], [b"x" * 2000]),  # already encoded
-    ([(b"content-type", b"text/plain")], [b"x" * 2000, b"y" * 2000]),  # streamed
+@pytest.mark.parametrize("headers,parts,status", [
+    ([(b"content-encoding", b"br"), (b"content-length", b"2000")], [b"x" * 2000], 200),  # already encoded
+    ([(b"content-type", b"text/plain")], [b"x" * 2000, b"y" * 2000], 200),  # streamed
+    ([(b"content-range", b"bytes 0-1999/9000")], [b"x" * 2000], 206),  # a range of the plain bytes
+    ([(b"etag", b'"abc"')], [b""], 304),  # no body to compress, even with no minimum
 ])
-async def test_encoded_and_streamed_bodies_pass_through_untouched(headers, parts):
-    app = GzipMiddleware(_asgi_app(headers, parts), min_bytes=0, level=1, threads=1)
+async def test_encoded_streamed_partial_and_empty_bodies_pass_through_untouched(headers, parts, status):
+    app = GzipMiddleware(_asgi_app(headers, parts, status), min_bytes=0, level=1, threads=1)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         response, raw = await _raw(client, "GET", "/", headers={"accept-encoding": "gzip"})
     assert raw == b"".join(parts)

@@ -199,13 +199,17 @@ class GzipMiddleware:
             if message["type"] == "http.response.start":
                 start = message  # held until the body shows whether it is finished
                 return
-            if message["type"] != "http.response.body" or start is None:  # a streamed body's later parts
+            held, start = start, None
+            if held is None or message["type"] != "http.response.body":  # a streamed body's later parts
+                if held is not None:  # another kind of body (pathsend): sent as it is
+                    await send(held)
                 await send(message)
                 return
-            held, start = start, None
             body = message.get("body", b"")
             headers = MutableHeaders(raw=list(held.get("headers", [])))
-            if message.get("more_body", False) or "content-encoding" in headers or len(body) < self.min_bytes:
+            partial = held["status"] == 206  # a byte range of the plain representation (StaticFiles)
+            if (message.get("more_body", False) or "content-encoding" in headers or partial or not body
+                    or len(body) < self.min_bytes):
                 await send(held)
                 await send(message)
                 return
