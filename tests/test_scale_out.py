@@ -211,11 +211,11 @@ class Load:
 
 def test_nginx_retries_every_request_of_a_killed_or_stopped_replica(tmp_path):
     items = workload(REQUESTS)
-    started = time.monotonic()
     with contextlib.ExitStack() as stack:
         replicas = [stack.enter_context(live_server(log_path=tmp_path / f"replica-{i}.log")) for i in range(3)]
         base = stack.enter_context(nginx(tmp_path, [r.port for r in replicas]))
         killed, stopped = replicas[0], replicas[1]
+        started = time.monotonic()  # the load, bounded below; the servers' start-up is live_server's to bound
         load = Load(base)
         circle = next(item for item in items if item[0] == "circle")
         events: dict[str, int] = {}
