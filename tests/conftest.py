@@ -156,6 +156,8 @@ def live_server(env: dict[str, str] | None = None, log_path: Path | None = None)
             yield LiveServer(base, port, proc.pid, log_path)
         finally:
             proc.terminate()
+            time.sleep(0.05)
+            proc.terminate()  # a second SIGTERM skips the drain (service.shutdown): no prober to wait for here
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

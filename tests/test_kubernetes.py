@@ -75,7 +75,9 @@ def test_probes_use_the_service_endpoints():
     assert spec["startupProbe"]["httpGet"]["path"] == "/healthz"
     # liveness is slower to give up than readiness: a busy pod leaves the endpoints, it is not restarted
     liveness, readiness = spec["livenessProbe"], spec["readinessProbe"]
-    assert liveness["periodSeconds"] * liveness["failureThreshold"] > readiness["periodSeconds"] * readiness["failureThreshold"]
+    patience = {name: probe["periodSeconds"] * probe["failureThreshold"]
+                for name, probe in (("liveness", liveness), ("readiness", readiness))}
+    assert patience["liveness"] > patience["readiness"], patience
 
 
 def test_memory_limit_is_the_bound_for_the_env_the_manifest_sets():

@@ -54,7 +54,8 @@ def test_nginx_config_matches_the_service_limits_and_retries_safely():
     settings = Settings()
     assert size(directive("client_max_body_size")) == settings.max_body_bytes  # nginx's 413 where the service's is
     assert directive("client_body_timeout") == f"{settings.body_timeout:g}s"
-    assert set(directive("proxy_next_upstream").split()) == {"error", "timeout", "http_502", "http_503", "non_idempotent"}
+    retry_on = {"error", "timeout", "http_502", "http_503", "non_idempotent"}
+    assert set(directive("proxy_next_upstream").split()) == retry_on
     assert int(directive("proxy_next_upstream_tries")) >= 2
     assert directive("proxy_request_buffering") == "on"  # a retry resends the whole body
     assert int(directive("keepalive")) > 0
@@ -138,7 +139,8 @@ def workload(count: int, seed: int = 0) -> list[tuple[str, dict, float]]:
         y = rng.normal(size=(batch, 2))
         body = {"y_true": (np.arange(batch) // 2).tolist(),
                 "y_pred": (y / np.linalg.norm(y, axis=1, keepdims=True)).tolist(), "outputs": ["loss"]}
-        circles.append(("circle", body, float(compute("circle", body["y_true"], body["y_pred"], outputs=["loss"]).loss)))
+        expected = compute("circle", body["y_true"], body["y_pred"], outputs=["loss"]).loss
+        circles.append(("circle", body, float(expected)))
     items = []
     for i in range(count):
         if i % 8 == 2:
@@ -154,7 +156,8 @@ def workload(count: int, seed: int = 0) -> list[tuple[str, dict, float]]:
 def post(client: httpx.Client, item) -> tuple[int, float | str]:
     name, body, _ = item
     try:
-        response = client.post(f"/v1/losses/{name}", content=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = client.post(f"/v1/losses/{name}", content=json.dumps(body),
+                               headers={"Content-Type": "application/json"})
         return response.status_code, response.json()["loss"] if response.status_code == 200 else response.text
     except httpx.HTTPError as exc:
         return 0, repr(exc)
@@ -208,11 +211,11 @@ class Load:
 
 def test_nginx_retries_every_request_of_a_killed_or_stopped_replica(tmp_path):
     items = workload(REQUESTS)
-    started = time.monotonic()
     with contextlib.ExitStack() as stack:
         replicas = [stack.enter_context(live_server(log_path=tmp_path / f"replica-{i}.log")) for i in range(3)]
         base = stack.enter_context(nginx(tmp_path, [r.port for r in replicas]))
         killed, stopped = replicas[0], replicas[1]
+        started = time.monotonic()  # the load, bounded below; the servers' start-up is live_server's to bound
         load = Load(base)
         circle = next(item for item in items if item[0] == "circle")
         events: dict[str, int] = {}
