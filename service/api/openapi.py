@@ -238,13 +238,15 @@ def _graded_outputs_offered(grade: dict) -> None:
 
 def _problem_json_everywhere(spec: dict) -> None:
     """FastAPI documents its own 422 body (HTTPValidationError); this service answers every error
-    with RFC 9457 problem+json, so the spec says that instead."""
+    with RFC 9457 problem+json, so the spec says that instead (the Open Inference Protocol's
+    ``{"error": ...}`` under /v2, as service.api.problems renders them)."""
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for operations in spec.get("paths", {}).values():
+    oip_error = {"application/json": {"schema": {"$ref": "#/components/schemas/OipError"}}}
+    for path, operations in spec.get("paths", {}).items():
         for operation in operations.values():
             for code, response in operation.get("responses", {}).items():
                 if code.startswith(("4", "5")):
-                    response["content"] = problem
+                    response["content"] = oip_error if path.startswith("/v2") else problem
     for name in ("HTTPValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(name, None)
 
