@@ -245,10 +245,16 @@ def _problem_json_everywhere(spec: dict) -> None:
     for path, operations in spec.get("paths", {}).items():
         for operation in operations.values():
             for code, response in operation.get("responses", {}).items():
-                if code.startswith(("4", "5")):
+                if code.startswith(("4", "5")) and not _answers_with_a_body_model(response):
                     response["content"] = oip_error if path.startswith("/v2") else problem
     for name in ("HTTPValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+def _answers_with_a_body_model(response: dict) -> bool:
+    """A non-2xx answer documented with a body of its own (a 503 readiness), not an error body."""
+    ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+    return ref.rsplit("/", 1)[-1] in ("Readiness", "ServerReady")
 
 
 def _inexpressible_422s(spec: dict) -> None:
