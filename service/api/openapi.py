@@ -13,6 +13,8 @@ which every operation's 422 response lists.
 
 from __future__ import annotations
 
+import copy
+
 import re
 
 from fastapi import FastAPI
@@ -246,7 +248,7 @@ def _problem_json_everywhere(spec: dict) -> None:
         for operation in operations.values():
             for code, response in operation.get("responses", {}).items():
                 if code.startswith(("4", "5")) and not _answers_with_a_body_model(response):
-                    response["content"] = oip_error if path.startswith("/v2") else problem
+                    response["content"] = copy.deepcopy(oip_error if path.startswith("/v2") else problem)
     for name in ("HTTPValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(name, None)
 
