@@ -231,3 +231,21 @@ def add_examples(spec: dict, settings: Settings) -> None:
             _show(operation, spec, status, cases, settings)
     for operation, cases in success_cases(spec).items():
         _show(operation, spec, 200, cases, settings)
+    _oip_error_examples(spec, settings)
+
+
+def _oip_error_examples(spec: dict, settings: Settings) -> None:
+    """/v2 answers an error with ``{"error": <the /v1 detail>}``: its examples are the /v1 compute
+    route's, computed the same way, in that form."""
+    v1_cases = problem_cases(settings)[LOSS_OPERATION]
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/v2"):
+            continue
+        for method, operation in operations.items():
+            for status, response in operation.get("responses", {}).items():
+                media = response.get("content", {}).get("application/json", {})
+                if not status.startswith(("4", "5")) or not media.get("schema", {}).get("$ref", "").endswith("/OipError"):
+                    continue
+                media["examples"] = {key: {"summary": case.summary, "description": case.description("post"),
+                                           "value": {"error": answer(LOSS_OPERATION, case, settings)["detail"]}}
+                                     for key, case in v1_cases.get(int(status), {}).items()}

@@ -13,6 +13,8 @@ which every operation's 422 response lists.
 
 from __future__ import annotations
 
+import copy
+
 import re
 
 from fastapi import FastAPI
@@ -238,15 +240,23 @@ def _graded_outputs_offered(grade: dict) -> None:
 
 def _problem_json_everywhere(spec: dict) -> None:
     """FastAPI documents its own 422 body (HTTPValidationError); this service answers every error
-    with RFC 9457 problem+json, so the spec says that instead."""
+    with RFC 9457 problem+json, so the spec says that instead (the Open Inference Protocol's
+    ``{"error": ...}`` under /v2, as service.api.problems renders them)."""
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for operations in spec.get("paths", {}).values():
+    oip_error = {"application/json": {"schema": {"$ref": "#/components/schemas/OipError"}}}
+    for path, operations in spec.get("paths", {}).items():
         for operation in operations.values():
             for code, response in operation.get("responses", {}).items():
-                if code.startswith(("4", "5")):
-                    response["content"] = problem
+                if code.startswith(("4", "5")) and not _answers_with_a_body_model(response):
+                    response["content"] = copy.deepcopy(oip_error if path.startswith("/v2") else problem)
     for name in ("HTTPValidationError", "ValidationError"):
         spec.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+def _answers_with_a_body_model(response: dict) -> bool:
+    """A non-2xx answer documented with a body of its own (a 503 readiness), not an error body."""
+    ref = response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+    return ref.rsplit("/", 1)[-1] in ("Readiness", "ServerReady")
 
 
 def _inexpressible_422s(spec: dict) -> None:
