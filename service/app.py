@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,6 +16,7 @@ from .api.compute import Admission
 from .config import Settings, get_settings
 from .engine import vecmath
 from .engine.errors import LossServiceError
+from .executor import WorkerSetup, make_executor
 from .pipeline import Limits
 from .runtime import limit_math_threads, reuse_freed_memory
 
@@ -53,7 +55,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     vecmath.use(settings.vector_math)
     limit_math_threads(settings.blas_threads)
     logging.getLogger("service").info("vector math: %s", vecmath.backend)
+    executor = make_executor(settings.executor, settings.max_concurrency, WorkerSetup(
+        reuse_memory=settings.reuse_memory, vector_math=settings.vector_math, blas_threads=settings.blas_threads,
+        compute_threads=settings.max_concurrency, log_level=settings.log_level))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await executor.start()  # worker processes are ready before the first request
+        try:
+            yield
+        finally:
+            await executor.aclose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Loss service", version=__version__, description=DESCRIPTION,
         docs_url=None, redoc_url=None,
         openapi_tags=[{"name": "losses", "description": "Compute losses, per-sample values and gradients."},
@@ -64,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.limits = Limits.from_settings(settings)
     app.state.admission = Admission(threads=settings.max_concurrency, work_budget=settings.work_budget,
-                                    max_queue=settings.max_queue)
+                                    max_queue=settings.max_queue, executor=executor)
     metrics = ops.Metrics()
     app.state.metrics = metrics
 

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(64, gt=0, description="most requests in one /v1/batch call (413 above)")
     max_concurrency: int = Field(2, gt=0, description=(
         "threads parsing at once, and as many computing (parsing takes about 4x the body in memory)"))
+    executor: Literal["thread", "process"] = Field("process", description=(
+        "where requests are parsed and computed: process (max_concurrency worker processes, so that parsing "
+        "never holds the event loop's GIL) or thread (worker threads of the server process)"))
     body_timeout: float = Field(30.0, gt=0, description="seconds to receive a request body (408 after)")
     max_connections: int = Field(1000, gt=0, description=(
         "open connections (uvicorn's limit_concurrency); idle ones are closed first to make room"))

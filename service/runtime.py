@@ -34,6 +34,21 @@ def reuse_freed_memory() -> bool:
     return ok
 
 
+def return_freed_memory() -> bool:
+    """Give the heap's free pages back to the OS (glibc's ``malloc_trim``), undoing what
+    ``reuse_freed_memory`` keeps. Worker processes call it after each computation: each would
+    otherwise keep the peak heap of the largest computation it ran, and their sum could exceed what
+    the work budget allows for all computations together. Returns whether it ran (glibc only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def limit_math_threads(threads: int) -> bool:
     """Cap the threads of NumPy's BLAS (OpenBLAS) and of OpenMP (which MKL's vector math runs on,
     see ``engine.vecmath``) at ``threads``; 0 leaves the libraries' defaults.
