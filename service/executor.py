@@ -18,7 +18,8 @@ run (its client left, or the queue was full).
   Typed errors (``LossServiceError``) cross the boundary with every attribute (status, slug,
   errors, headers). A worker that dies (OOM-killed, segfault) fails the requests it was parsing or
   computing with a 503 ``WorkerCrashed`` (retry: the computation is pure) and is replaced; requests
-  it only held, parsed and waiting, are innocent and are parsed and computed again elsewhere.
+  it was parsing are parsed once more in another worker, and requests it only held, parsed and
+  waiting, are innocent and are parsed and computed again elsewhere.
 """
 
 from __future__ import annotations
@@ -307,10 +308,14 @@ class ProcessExecutor:
         if self._started is None:
             self._started = asyncio.Lock()
         async with self._started:
-            if self._workers or self._closing:
+            if self._loop is not None or self._closing:  # started once: dead workers are replaced one by one
                 return
             self._loop = asyncio.get_running_loop()
-            workers = await anyio.to_thread.run_sync(lambda: [self._spawn() for _ in range(self.size)])
+            try:
+                workers = await anyio.to_thread.run_sync(lambda: [self._spawn() for _ in range(self.size)])
+            except BaseException:
+                self._loop = None
+                raise
             self._workers.extend(workers)
             log.info("%d worker processes started (pids %s)", self.size, ", ".join(str(w.pid) for w in workers))
 
@@ -366,7 +371,10 @@ class ProcessExecutor:
                 break
             self._loop.call_soon_threadsafe(self._settle, worker, job, ok, payload)
         worker.process.join(5)
-        self._loop.call_soon_threadsafe(self._died, worker, worker.process.exitcode)
+        try:
+            self._loop.call_soon_threadsafe(self._died, worker, worker.process.exitcode)
+        except RuntimeError:  # the event loop has closed (shut down): nobody waits for this worker
+            pass
 
     def _settle(self, worker: _Worker, job: int, ok: bool, payload: Any) -> None:
         future, phase = worker.pending.pop(job, (None, ""))
@@ -426,13 +434,20 @@ class ProcessExecutor:
     # the two phases
 
     async def prepare(self, fn: Callable[..., Any], *args: Any) -> Prepared:
-        worker = await self._worker()
-        job = next(self._jobs)
-        try:
-            work = await self._send(worker, "prepare", ("prepare", job, fn, args))
-        except asyncio.CancelledError:  # its plan, if it comes, is dropped on arrival (_settle)
-            raise
-        return Prepared(work, worker=worker, job=job, call=(fn, args))
+        """Parses in the least busy worker; if that worker dies meanwhile, once more in another (the
+        crash was more likely another request's computation; a body that kills two workers gets the 503).
+        A cancelled request's plan, if it comes, is dropped on arrival (``_settle``)."""
+        for attempt in (1, 2):
+            worker = await self._worker()
+            job = next(self._jobs)
+            try:
+                work = await self._send(worker, "prepare", ("prepare", job, fn, args))
+            except WorkerCrashed:
+                if attempt == 2:
+                    raise
+                continue
+            return Prepared(work, worker=worker, job=job, call=(fn, args))
+        raise AssertionError("unreachable")
 
     async def run(self, prepared: Prepared) -> bytes:
         worker, job = prepared.worker, prepared.job
