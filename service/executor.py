@@ -178,6 +178,7 @@ def _worker_main(conn: Connection, setup: WorkerSetup) -> None:
         os.nice(setup.nice)  # the server process (the event loop: health checks, I/O) gets the CPU first
     if setup.reuse_memory:
         reuse_freed_memory()
+    return_freed_memory()  # loads the C library now, while the heap is small (see runtime._libc)
     vecmath.use(setup.vector_math)
     limit_math_threads(setup.blas_threads)
     from . import pipeline  # noqa: F401 - the engine and the wire code are imported once, before any request

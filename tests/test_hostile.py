@@ -145,7 +145,7 @@ def test_four_concurrent_circle_exercises_stay_in_the_budget(server):
         answers = post_all(server.url, "/v1/exercises",
                            [{"loss": "circle", "shape": [CIRCLE_AT_LIMIT, 2], "seed": s} for s in range(4)])
     assert [r.status_code for r in answers] == [200] * 4
-    assert watch.peak < bound, (watch.peak, bound, watch.where)
+    assert watch.peak < bound, f"peak {watch.peak} over {bound}; RSS (MB) at the peak: {watch.where}"
 
 
 def test_four_concurrent_circle_requests_at_the_limit_stay_in_the_budget(server):
@@ -154,7 +154,7 @@ def test_four_concurrent_circle_requests_at_the_limit_stay_in_the_budget(server)
         answers = post_all(server.url, "/v1/losses/circle", [circle_body(CIRCLE_AT_LIMIT, s) for s in range(4)])
     assert [r.status_code for r in answers] == [200] * 4
     assert all(np.isfinite(r.json()["loss"]) for r in answers)
-    assert watch.peak < bound, (watch.peak, bound, watch.where)
+    assert watch.peak < bound, f"peak {watch.peak} over {bound}; RSS (MB) at the peak: {watch.where}"
 
 
 def test_a_64_item_circle_batch_is_refused_at_once(server):
@@ -166,7 +166,7 @@ def test_a_64_item_circle_batch_is_refused_at_once(server):
     problem = answer.json()
     assert problem["errors"][0]["loc"] == ["requests"] and f"{64 * CIRCLE_AT_LIMIT ** 2:,}" in problem["detail"]
     assert "LOSS_SERVICE_MAX_REQUEST_WORK" in problem["detail"]
-    assert watch.peak < bound, (watch.peak, bound, watch.where)
+    assert watch.peak < bound, f"peak {watch.peak} over {bound}; RSS (MB) at the peak: {watch.where}"
 
 
 def test_a_request_that_can_never_fit_is_413_while_the_budget_is_busy(server):
@@ -210,7 +210,7 @@ def test_requests_whose_clients_hung_up_are_dropped_and_logged(server):
             tiny = client.post("/v1/losses/mse", json={"y_true": [1.0], "y_pred": [2.0]})
             waited = time.perf_counter() - start
     assert tiny.status_code == 200
-    assert watch.peak < bound, (watch.peak, bound, watch.where)
+    assert watch.peak < bound, f"peak {watch.peak} over {bound}; RSS (MB) at the peak: {watch.where}"
     # only the computation admitted before its client left runs first (the budget holds one at a time)
     assert waited < 3 * one_circle, (waited, one_circle)  # not computed: 8 Circles would take 8 times one
     deadline = time.monotonic() + 10

@@ -116,10 +116,11 @@ class Admission:
         """No room left to wait: a request that does not fit at once is shed."""
         return self.budget.waiting >= self.max_queue
 
-    async def run(self, request: Any, fn: Callable[..., Any], *args: Any) -> bytes:
+    async def run(self, request: Any, fn: Callable[..., Any], *args: Any) -> bytes | memoryview:
         """``fn(*args)`` (a pipeline function returning a ``Plan``) in the executor, then its plan once
         the budget has room. ``request`` is the Starlette request: its ``receive`` tells when the
-        client hangs up."""
+        client hangs up. The response body is bytes-like: ``bytes``, or a ``memoryview`` of the buffer
+        it was read into from a worker process (Starlette's ``Response`` sends either as it is)."""
         if self.full:  # it would have to wait behind the queue (first come, first served): shed it now
             raise QueueFull(self.max_queue)
         gone = asyncio.Event()
