@@ -27,13 +27,21 @@ JSON end to end, binary within 1.5x of its floor (``--only-binary`` runs just th
 
 Prints Markdown tables and writes the raw samples to ``bench/results/http-*.json`` (gitignored).
 Example: ``.venv/bin/python bench/bench_http.py --rounds 7 --size 1000``.
+
+``--healthz`` measures issue 12's item 4 instead: ``/healthz`` latency (p50/p99/max), polled from a
+separate client process, first on an idle server, then while ``--load`` (default 4) large requests
+(2 x 1,000,000 float64, all outputs) run back to back against it, once per executor
+(``LOSS_SERVICE_EXECUTOR``, ``--executors thread,process``). Target: p99 <= 50 ms under load.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +53,7 @@ import orjson
 
 from bench._common import (
     CLIENTS,
+    HttpClient,
     Server,
     describe_git,
     environment,
@@ -332,6 +341,122 @@ def binary_report(res: dict) -> str:
     return text
 
 
+# --- /healthz under load (issue 12, item 4) -----------------------------------------------------------
+
+HEALTHZ_TARGET_P99_MS = 50.0
+
+
+def poll_healthz(port: int, seconds: float, interval: float) -> list[float]:
+    """``GET /healthz`` every ``interval`` seconds for ``seconds`` on one keep-alive connection; the
+    latencies in seconds. Runs in its own process (``--poll-healthz``), so that the load generator's
+    threads and GIL cannot delay it."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    latencies = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        resp.read()
+        latencies.append(time.perf_counter() - t0)
+        if resp.status != 200:
+            raise RuntimeError(f"/healthz answered {resp.status}")
+        time.sleep(max(0.0, interval - (time.perf_counter() - t0)))
+    conn.close()
+    return latencies
+
+
+def poll_in_child(port: int, seconds: float, interval: float) -> list[float]:
+    out = subprocess.run([sys.executable, __file__, "--poll-healthz", str(port), str(seconds), str(interval)],
+                         capture_output=True, text=True, check=True, timeout=seconds + 120)
+    return json.loads(out.stdout)
+
+
+class Load:
+    """``n`` client threads, each posting ``body`` back to back on its own connection until stopped."""
+
+    def __init__(self, port: int, path: str, body: bytes, n: int) -> None:
+        self.port, self.path, self.body = port, path, body
+        self.statuses: list[int] = []
+        self.seconds: list[float] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(n)]
+
+    def _loop(self) -> None:
+        client = HttpClient(self.port)
+        try:
+            while not self._stop.is_set():
+                status, _, seconds = client.post(self.path, self.body)
+                self.statuses.append(status)
+                self.seconds.append(seconds)
+        finally:
+            client.close()
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=600)
+
+
+def run_healthz(args) -> dict[str, Any]:
+    loss_name = "mean_squared_error"
+    outputs = ["loss", "per_sample", "gradient", "hessian"]
+    body = make_body(loss_name, (1000, 1000), args.seed, outputs)
+    path = f"/v1/losses/{loss_name}"
+    print(f"## /healthz under load: {args.load} x {loss_name} 2 x 1,000,000 float64 ({len(body) / 1e6:.1f} MB, "
+          f"all outputs), polled every {args.interval * 1e3:.0f} ms for {args.seconds:.0f} s", flush=True)
+    results = []
+    for executor in args.executors:
+        with Server("service.app:app", env={"LOSS_SERVICE_EXECUTOR": executor}) as server:
+            warm = HttpClient(server.port)
+            status, out, seconds = warm.post(path, body)
+            warm.close()
+            if status != 200:
+                raise RuntimeError(f"the large request answered {status}: {out[:300]!r}")
+            idle = poll_in_child(server.port, args.seconds, args.interval)
+            with Load(server.port, path, body, args.load) as load:
+                time.sleep(2.0)  # every load thread has its request in flight
+                loaded = poll_in_child(server.port, args.seconds, args.interval)
+            bad = [s for s in load.statuses if s != 200]
+            if bad:
+                raise RuntimeError(f"{executor}: large requests answered {sorted(set(bad))}")
+            rss = server.rss_mb()
+        row = {"executor": executor, "idle": summarize(idle), "loaded": summarize(loaded),
+               "idle_p99_ms": float(np.percentile(np.asarray(idle) * 1e3, 99)),
+               "loaded_p99_ms": float(np.percentile(np.asarray(loaded) * 1e3, 99)),
+               "large_requests": len(load.seconds), "large_median_ms": summarize(load.seconds).get("median_ms"),
+               "server_peak_rss_mb": rss}
+        print(f"  {executor}: idle p50 {row['idle']['median_ms']:.1f} p99 {row['idle_p99_ms']:.1f} ms; under load "
+              f"p50 {row['loaded']['median_ms']:.1f} p99 {row['loaded_p99_ms']:.1f} max {row['loaded']['max_ms']:.0f} ms; "
+              f"{row['large_requests']} large requests done", flush=True)
+        results.append(row)
+    return {"loss": loss_name, "request_bytes": len(body), "load": args.load, "rows": results}
+
+
+def print_healthz_report(env: dict, args, res: dict) -> str:
+    lines = [f"{env['cpu_count']} CPUs; uvicorn, 1 worker, service defaults except LOSS_SERVICE_EXECUTOR; "
+             f"/healthz polled every {args.interval * 1e3:.0f} ms for {args.seconds:.0f} s from a separate process; "
+             f"load: {res['load']} clients posting {res['loss']} 2 x 1,000,000 float64 "
+             f"({res['request_bytes'] / 1e6:.1f} MB, all outputs) back to back; load average {env['load_start']} "
+             f"at start, {env['load_end']} at end; {describe_git(env)}.", "",
+             "| executor | idle p50 | idle p99 | loaded p50 | loaded p99 | loaded max | large requests (median) "
+             "| p99 <= 50 ms |", "|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        lines.append(f"| {r['executor']} | {fmt_ms(r['idle']['median_ms'])} ms | {fmt_ms(r['idle_p99_ms'])} ms "
+                     f"| {fmt_ms(r['loaded']['median_ms'])} ms | **{fmt_ms(r['loaded_p99_ms'])} ms** "
+                     f"| {fmt_ms(r['loaded']['max_ms'])} ms | {r['large_requests']} ({fmt_ms(r['large_median_ms'])} ms) "
+                     f"| {verdict(r['loaded_p99_ms'] <= HEALTHZ_TARGET_P99_MS)} |")
+    text = "\n".join(lines)
+    print("\n" + text)
+    return text
+
+
 # --- report -------------------------------------------------------------------------------------------
 
 def verdict(ok: bool) -> str:
@@ -403,7 +528,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-small", action="store_true", help="skip the small-payload run")
     ap.add_argument("--no-binary", action="store_true", help="skip the OIP binary run")
     ap.add_argument("--only-binary", action="store_true", help="only the OIP binary run (no idiomatic app)")
+    ap.add_argument("--healthz", action="store_true", help="measure /healthz under large requests instead (issue 12)")
+    ap.add_argument("--executors", default="thread,process", help="--healthz: LOSS_SERVICE_EXECUTOR values to compare")
+    ap.add_argument("--load", type=int, default=4, help="--healthz: large requests running at once (default 4)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="--healthz: polling time per phase (default 20)")
+    ap.add_argument("--interval", type=float, default=0.02, help="--healthz: polling interval in s (default 0.02)")
     args = ap.parse_args(argv)
+    args.executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     args.losses = [name.strip() for name in args.losses.split(",") if name.strip()]
     if args.rounds < 1 or args.warmup < 1 or args.size < 1 or args.small_requests < 1 or args.small_warmup < 0:
         ap.error("--rounds, --warmup, --size and --small-requests must be >= 1")
@@ -411,8 +542,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def healthz_main(args) -> int:
+    env = environment(*PACKAGES)
+    env["load_start"] = loadavg()
+    with sigterm_as_exit():
+        res = run_healthz(args)
+    env["load_end"] = loadavg()
+    table = print_healthz_report(env, args, res)
+    path = write_results("healthz", {"environment": env, "args": vars(args), "result": res, "table_markdown": table})
+    print(f"\nraw results: {relpath(path)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--poll-healthz"]:  # the client process of --healthz
+        print(json.dumps(poll_healthz(int(argv[1]), float(argv[2]), float(argv[3]))))
+        return 0
     args = parse_args(argv)
+    if args.healthz:
+        return healthz_main(args)
     env = environment(*PACKAGES)
     env["load_start"] = loadavg()
     elements = 2 * args.size * args.size

@@ -62,7 +62,7 @@ class LiveServer:
                 raise RuntimeError(f"the server did not start:\n{self.log_text()[-2000:]}")
             time.sleep(0.1)
         self.process = psutil.Process(self.proc.pid)
-        self.baseline = self.process.memory_info().rss
+        self.baseline = tree_rss(self.process)
         return self
 
     def log_text(self) -> str:
@@ -85,8 +85,19 @@ class LiveServer:
         self.log.close()
 
 
+def tree_rss(process: psutil.Process) -> int:
+    """The RSS of the server and of its worker processes (LOSS_SERVICE_EXECUTOR=process, the default)."""
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:  # a worker replaced meanwhile
+            pass
+    return total
+
+
 class Watch:
-    """RSS sampled every 10 ms and /healthz polled every 50 ms while a case runs."""
+    """RSS (the server's and its workers') sampled every 10 ms and /healthz polled every 50 ms while a case runs."""
 
     def __init__(self, live: LiveServer) -> None:
         self.live, self.peak, self.health, self.worst = live, 0, [], 0.0
@@ -95,7 +106,7 @@ class Watch:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.live.process.memory_info().rss)
+            self.peak = max(self.peak, tree_rss(self.live.process))
             time.sleep(0.01)
 
     def _poll(self) -> None:

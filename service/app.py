@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,9 +17,10 @@ from .api.compute import Admission
 from .config import Settings, get_settings
 from .engine import vecmath
 from .engine.errors import LossServiceError
-from .transport.call import Limits
+from .executor import WorkerSetup, make_executor
 from .runtime import limit_math_threads, reuse_freed_memory
 from .shutdown import Drain, lifespan
+from .transport.call import Limits
 
 DESCRIPTION = """
 Machine-learning losses and their gradients over HTTP: every Keras 3 loss exactly as Keras
@@ -57,9 +59,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     vecmath.use(settings.vector_math)
     limit_math_threads(settings.blas_threads)
     logging.getLogger("service").info("vector math: %s", vecmath.backend)
+    executor = make_executor(settings.executor, settings.max_concurrency, WorkerSetup(
+        reuse_memory=settings.reuse_memory, vector_math=settings.vector_math, blas_threads=settings.blas_threads,
+        compute_threads=settings.max_concurrency, log_level=settings.log_level))
+
+    draining_on_sigterm = lifespan()
+
+    @asynccontextmanager
+    async def start_and_stop(app: FastAPI):
+        await executor.start()  # worker processes are ready before the first request
+        try:
+            async with draining_on_sigterm(app):
+                yield
+        finally:
+            await executor.aclose()
+
     app = FastAPI(
+        lifespan=start_and_stop,
         title="Loss service", version=__version__, description=DESCRIPTION,
-        docs_url=None, redoc_url=None, lifespan=lifespan(),
+        docs_url=None, redoc_url=None,
         openapi_tags=[{"name": "losses", "description": "Compute losses, per-sample values and gradients."},
                       {"name": "catalogue", "description": "What each loss computes, with runnable examples."},
                       {"name": "grading", "description": "Grade a student's loss and gradient; seeded exercises."},
@@ -71,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain()  # SIGTERM starts it: readiness turns false before the listener closes
     app.state.limits = Limits.from_settings(settings)
     app.state.admission = Admission(threads=settings.max_concurrency, work_budget=settings.work_budget,
-                                    max_queue=settings.max_queue)
+                                    max_queue=settings.max_queue, executor=executor)
     metrics = ops.Metrics()
     app.state.metrics = metrics
 

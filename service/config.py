@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         "smallest response body gzipped for a client whose Accept-Encoding allows it"))
     gzip_level: int = Field(1, ge=1, le=9, description=(
         "zlib level of gzipped responses: 1 is about 4x faster than 6 on JSON numbers for 6% more bytes"))
+    executor: Literal["thread", "process"] = Field("process", description=(
+        "where requests are parsed and computed: process (max_concurrency worker processes, so that parsing "
+        "never holds the event loop's GIL) or thread (worker threads of the server process)"))
     body_timeout: float = Field(30.0, gt=0, description="seconds to receive a request body (408 after)")
     max_connections: int = Field(1000, gt=0, description=(
         "open connections (uvicorn's limit_concurrency); idle ones are closed first to make room"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import ctypes.util
 import logging
 import sys
@@ -11,6 +12,13 @@ log = logging.getLogger("service")
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # find_library runs ``ldconfig -p`` in a child process: once, at start-up, never after a computation
+    # (a fork of a worker holding a computation's heap would briefly count its pages twice)
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def reuse_freed_memory() -> bool:
@@ -25,13 +33,27 @@ def reuse_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         ok = libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1) == 1
     except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
         return False
     if ok:
         log.debug("glibc malloc: large blocks are reused instead of unmapped")
     return ok
+
+
+def return_freed_memory() -> bool:
+    """Give the heap's free pages back to the OS (glibc's ``malloc_trim``), undoing what
+    ``reuse_freed_memory`` keeps. Worker processes call it after each computation: each would
+    otherwise keep the peak heap of the largest computation it ran, and their sum could exceed what
+    the work budget allows for all computations together. Returns whether it ran (glibc only)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def limit_math_threads(threads: int) -> bool:

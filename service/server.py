@@ -29,6 +29,8 @@ log = logging.getLogger("service")
 BASELINE_BYTES = 300 * 1024 * 1024  # RSS of an idle worker with MKL's vector math loaded (about 200-270 MB)
 PARSE_FACTOR = 4  # parsing a JSON body of numbers takes up to about 4x its size (the lists, then the arrays)
 QUEUED_BYTES_PER_ELEMENT = 16  # a parsed request's float64 inputs, and the copies a loss's prepare may make
+RESPONSE_BYTES_PER_WORK = 80  # a response's JSON: up to three arrays (per_sample, gradient, hessian) of the
+#                               work's size at most ~25 characters per float64 (shortest round-trip repr and a comma)
 FD_RESERVE = 64  # descriptors besides connections: the listening socket, logs, pipes, shared libraries
 GRACEFUL_SHUTDOWN_SECONDS = 20  # after the drain; docker stop waits 30 s (compose stop_grace_period) before SIGKILL
 SHUTDOWN_SECONDS = DRAIN_SECONDS + GRACEFUL_SHUTDOWN_SECONDS  # the longest a SIGTERM takes to end the process
@@ -62,21 +64,30 @@ class BoundedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
 
 
 def memory_bound(settings: Settings) -> dict[str, int]:
-    """The terms of a worker's peak memory under any load, in bytes (README, "Limits under hostile load"):
-    computations (the work budget at float64's bytes per unit of work), bodies being parsed (one per
-    parsing thread), parsed requests waiting in the queue (their input arrays, at most max_elements
-    numbers each), and the baseline. Bodies still arriving, or waiting a moment for a parsing thread,
-    are bounded by the body timeout and the connection limit rather than here. Compressed bodies add no
+    """The terms of a uvicorn worker's peak memory under any load, in bytes, its executor's worker
+    processes included (README, "Limits under hostile load"): computations (the work budget at
+    float64's bytes per unit of work), bodies being parsed (one per parsing thread), parsed requests
+    waiting in the queue (their input arrays, at most max_elements numbers each), and the baseline.
+    With the process executor each worker process has its own baseline (each returns its freed heap
+    after a computation, so the budget still bounds all computations together), and bodies and
+    responses are copied through the pipes: a body is read in the worker (its bytes and, for a moment,
+    the read buffer) while the server keeps its own, and a response is read into a buffer of the
+    server while the worker still holds it. Bodies still arriving, or waiting a moment for a parsing thread, are
+    bounded by the body timeout and the connection limit rather than here. Compressed bodies add no
     term: they are inflated as they arrive (service.api.compression), so a body is never held both
     compressed and inflated, and the inflated one is held to max_body_bytes like a plain one. A gzipped
     response adds its compressed copy (smaller than the response) while it is sent; responses being sent
     are, like bodies arriving, bounded by the connection limit rather than here."""
+    processes = settings.max_concurrency if settings.executor == "process" else 0
     terms = {
-        "baseline": BASELINE_BYTES,
+        "baseline": (1 + processes) * BASELINE_BYTES,
         "computations": settings.work_budget * BYTES_PER_WORK["float64"],
         "parsing": settings.max_concurrency * PARSE_FACTOR * settings.max_body_bytes,
         "queued inputs": settings.max_queue * QUEUED_BYTES_PER_ELEMENT * settings.max_elements,
     }
+    if processes:
+        terms["pipe copies"] = (settings.max_concurrency * 2 * settings.max_body_bytes
+                                + settings.work_budget * RESPONSE_BYTES_PER_WORK)
     terms["total"] = sum(terms.values())
     return terms
 

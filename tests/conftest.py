@@ -59,14 +59,28 @@ def each_vector_math(request):
 
 
 def make_client(**settings):
-    """An httpx client on an in-process app built with the given settings overrides."""
+    """An httpx client on an in-process app built with the given settings overrides. The executor is
+    the thread one unless ``executor`` says otherwise: httpx's ASGI transport runs no lifespan, so
+    worker processes would never be stopped (``executor_client`` runs both, with the lifespan)."""
     import httpx
 
     from service.app import create_app
     from service.config import Settings
 
-    app = create_app(Settings(**settings))
+    app = create_app(Settings(**{"executor": "thread", **settings}))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+
+
+@contextlib.asynccontextmanager
+async def executor_client(executor: str, **settings):
+    """``make_client`` with the app's lifespan run around it: worker processes start and stop."""
+    async with make_client(executor=executor, **settings) as client:
+        app = client._transport.app
+        async with app.router.lifespan_context(app):
+            yield client
+
+
+EXECUTORS = ("thread", "process")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The admission logic of service.api.compute, in-process: the work budget's accounting and order,
-the bounded queue, and dropping work whose client has gone (the live cases are in test_hostile.py)."""
+the bounded queue, and dropping work whose client has gone (the live cases are in test_hostile.py;
+the process executor's own cases in test_executor.py). The HTTP cases run with both executors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from service.api.compute import Admission, ClientGone, QueueFull, WorkBudget
 from service.transport.call import Plan
 
-from .conftest import assert_problem, make_client
+from .conftest import EXECUTORS, assert_problem, executor_client
 
 pytestmark = pytest.mark.anyio
 
@@ -156,8 +157,9 @@ async def test_small_requests_that_fit_never_queue():
     assert await running == b"{}" and admission.budget.in_use == 0
 
 
-async def test_readyz_is_503_while_the_queue_is_full_and_healthz_stays_200():
-    async with make_client(work_budget=10, max_queue=2) as client:
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_readyz_is_503_while_the_queue_is_full_and_healthz_stays_200(executor):
+    async with executor_client(executor, work_budget=10, max_queue=2) as client:
         budget = client._transport.app.state.admission.budget
         assert (await client.get("/readyz")).status_code == 200
         await budget.acquire(10)
@@ -175,9 +177,10 @@ async def test_readyz_is_503_while_the_queue_is_full_and_healthz_stays_200():
         assert (await client.get("/readyz")).status_code == 200
 
 
-async def test_a_batch_counts_its_items_work_together():
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_a_batch_counts_its_items_work_together(executor):
     item = {"loss": "circle", "y_true": list(range(20)), "y_pred": [[1.0, 0.0]] * 20}  # 400 each
-    async with make_client(max_request_work=1000) as client:
+    async with executor_client(executor, max_request_work=1000) as client:
         two = await client.post("/v1/batch", json={"requests": [item, item]})
         assert two.status_code == 200 and all("error" not in r for r in two.json()["results"])
         three = await client.post("/v1/batch", json={"requests": [item, item, item]})
@@ -185,15 +188,17 @@ async def test_a_batch_counts_its_items_work_together():
         assert "1,200" in problem["detail"] and "split the batch" in problem["detail"]
 
 
-async def test_work_over_the_budget_is_413_even_under_a_larger_request_limit():
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_work_over_the_budget_is_413_even_under_a_larger_request_limit(executor):
     body = {"y_true": list(range(40)), "y_pred": [[1.0, 0.0]] * 40}  # 1,600
-    async with make_client(max_request_work=10_000, work_budget=1000) as client:
+    async with executor_client(executor, max_request_work=10_000, work_budget=1000) as client:
         problem = assert_problem(await client.post("/v1/losses/circle", json=body), 413, "y_pred")
         assert "1,600" in problem["detail"] and "1,000" in problem["detail"]
 
 
-async def test_shed_requests_are_counted_as_shed_not_as_computation_errors():
-    async with make_client(work_budget=10, max_queue=1) as client:
+@pytest.mark.parametrize("executor", EXECUTORS)
+async def test_shed_requests_are_counted_as_shed_not_as_computation_errors(executor):
+    async with executor_client(executor, work_budget=10, max_queue=1) as client:
         budget = client._transport.app.state.admission.budget
         await budget.acquire(10)
         waiter = asyncio.ensure_future(budget.acquire(5))

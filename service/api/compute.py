@@ -1,7 +1,8 @@
-"""Admission of computations: a bounded queue, a process-wide work budget, and threads off the event loop.
+"""Admission of computations: a bounded queue, a process-wide work budget, and work off the event loop.
 
 Every route that computes hands its pipeline function to ``Admission.run``. The function parses and
-validates the body in a worker thread and returns a ``Plan`` with the request's declared work
+validates the body in the executor (``service.executor``: worker threads, or worker processes with
+LOSS_SERVICE_EXECUTOR=process) and returns a ``Plan`` with the request's declared work
 (``Loss.work``); the plan's heavy part runs only once the work of everything running at once fits in
 the budget, so the memory of computations stays under ``work_budget x BYTES_PER_WORK[dtype]``
 whatever the load. Parsed requests waiting for room in the budget are bounded by ``max_queue``:
@@ -19,10 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-
 from ..engine.errors import LimitExceeded, LossServiceError
-from ..transport.call import Plan
+from ..executor import Prepared, ThreadExecutor
 
 log = logging.getLogger("service")
 
@@ -103,48 +102,51 @@ async def _wait_for_disconnect(receive: Callable[[], Any], gone: asyncio.Event) 
 
 
 class Admission:
-    """The work budget with a bounded queue in front, and ``threads`` worker threads for parsing plus
-    as many for computing (the event loop keeps answering health checks meanwhile)."""
+    """The work budget with a bounded queue in front, and an executor parsing and computing off the
+    event loop (``threads`` worker threads for parsing plus as many for computing unless ``executor``
+    says otherwise)."""
 
-    def __init__(self, *, threads: int, work_budget: int, max_queue: int) -> None:
+    def __init__(self, *, threads: int, work_budget: int, max_queue: int, executor: Any = None) -> None:
         self.budget = WorkBudget(work_budget)
         self.max_queue = max_queue
-        self._threads = threads
-        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self.executor = executor or ThreadExecutor(threads)
 
     @property
     def full(self) -> bool:
         """No room left to wait: a request that does not fit at once is shed."""
         return self.budget.waiting >= self.max_queue
 
-    async def _in_thread(self, pool: str, fn: Callable[..., Any], *args: Any) -> Any:
-        if pool not in self._limiters:  # created lazily: they must belong to the running event loop
-            self._limiters[pool] = anyio.CapacityLimiter(self._threads)
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiters[pool])
-
-    async def run(self, request: Any, fn: Callable[..., Plan], *args: Any) -> bytes:
-        """``fn(*args)`` (a pipeline function) in a thread, then its plan once the budget has room.
-        ``request`` is the Starlette request: its ``receive`` tells when the client hangs up."""
+    async def run(self, request: Any, fn: Callable[..., Any], *args: Any) -> bytes | memoryview:
+        """``fn(*args)`` (a pipeline function returning a ``Plan``) in the executor, then its plan once
+        the budget has room. ``request`` is the Starlette request: its ``receive`` tells when the
+        client hangs up. The response body is bytes-like: ``bytes``, or a ``memoryview`` of the buffer
+        it was read into from a worker process (Starlette's ``Response`` sends either as it is)."""
         if self.full:  # it would have to wait behind the queue (first come, first served): shed it now
             raise QueueFull(self.max_queue)
         gone = asyncio.Event()
         watcher = asyncio.ensure_future(_wait_for_disconnect(request.receive, gone))
+        plan: Prepared | None = None
         try:
-            plan: Plan = await self._in_thread("parse", fn, *args)  # a thread cannot be interrupted
+            plan = await self.executor.prepare(fn, *args)
             if plan.work > self.budget.capacity:  # callers refuse this first, naming the field; a safety net
                 raise LimitExceeded(f"The request's work of {plan.work:,} can never fit in the work budget of "
                                     f"{self.budget.capacity:,} (LOSS_SERVICE_WORK_BUDGET).", ("body",))
             if not self.budget.fits_now(plan.work) and self.full:
                 raise QueueFull(self.max_queue)
             admitted = not gone.is_set() and await self._admit(plan.work, gone)
+        except BaseException:
+            if plan is not None:
+                self.executor.discard(plan)
+            raise
         finally:
             watcher.cancel()
         if not admitted:
+            self.executor.discard(plan)
             log.warning("dropped %s %s (declared work %d): the client disconnected while it was queued",
                         request.method, request.url.path, plan.work)
             raise ClientGone()
         try:
-            return await self._in_thread("compute", plan.run)
+            return await self.executor.run(plan)
         finally:
             self.budget.release(plan.work)
 
