@@ -129,7 +129,7 @@ async def test_binary_inputs_are_views_of_the_body_when_aligned():
     np.testing.assert_array_equal(call.y_pred, Y_PRED)
 
 
-async def test_limits_apply_to_v2(monkeypatch):
+async def test_limits_apply_to_v2():
     async with make_client(max_elements=6) as client:
         body, headers = binary_request(GOOD_INPUTS, GOOD_PAYLOAD)
         response = await client.post("/v2/models/mse/infer", content=body, headers=headers)
