@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import sys
 import time
 import traceback
@@ -53,6 +54,8 @@ import numpy as np
 
 from bench._common import ROOT, describe_git, environment, fmt_ms, loadavg, relpath, summarize, write_results
 from bench._lineprof import LineProfiler
+from bench._peers import Peer, installed
+from bench._peers import peers as issue11_peers
 from service.engine import all_losses, compute, get_loss, vecmath
 from service.engine.errors import UnknownLoss
 from service.runtime import limit_math_threads, reuse_freed_memory
@@ -396,6 +399,7 @@ class Case:
     inputs: Callable | None = None  # the row's own input builder (Variant.inputs, INPUTS), else loss.sample
     data: dict[str, dict[str, Any]] = field(default_factory=dict)  # dtype -> prepared inputs
     drawn_params: dict[str, Any] = field(default_factory=dict)  # array parameters drawn with the inputs
+    peer: Peer | None = None  # issue 11's rows (bench/_peers.py); None: the PyTorch tables (TORCH, TORCH_FAMILY)
 
     @property
     def title(self) -> str:
@@ -431,8 +435,18 @@ def build_cases(names: list[str] | None, overrides) -> list[Case]:
         losses = all_losses()
         registered([n for n in TORCH_FAMILY if n not in {loss.name for loss in losses}])  # say which are missing
     cases = []
+    other_peers = issue11_peers()
     for loss in losses:
         shape = shape_for(loss, overrides)
+        if loss.name in other_peers:
+            for peer in other_peers[loss.name]:
+                if not installed(peer.library):
+                    print(f"  skipped {loss.name}{' (' + peer.label + ')' if peer.label else ''}: its peer "
+                          f"{peer.library} is not installed", flush=True)
+                    continue
+                row_shape = overrides.get(loss.name) or peer.shape or shape
+                cases.append(Case(loss.name, dict(peer.params), row_shape, peer.label, peer.inputs, peer=peer))
+            continue
         cases.append(Case(loss.name, {}, shape, inputs=INPUTS.get(loss.name)))
         for variant in VARIANTS.get(loss.name, []):
             if all(any(q.name == k for q in loss.params) for k in variant.params):
@@ -447,11 +461,13 @@ def prepare(case: Case, dtypes: list[str], seed: int) -> None:
     arrays = case.inputs(rng, case.shape, params) if case.inputs else loss.sample(rng, case.shape, params)
     case.drawn_params = dict(arrays.get("params", {}))
     params = params | case.drawn_params
+    weights = rng.uniform(0.5, 2.0, case.shape[0]) if case.peer is not None and case.peer.weighted else None
     for dt in dtypes:
         npdt = np.dtype(dt)
         case.data[dt] = {"params": params,
                          "y_true": np.ascontiguousarray(arrays["y_true"], dtype=npdt),  # labels stay exact
-                         "y_pred": np.ascontiguousarray(arrays["y_pred"], dtype=npdt)}
+                         "y_pred": np.ascontiguousarray(arrays["y_pred"], dtype=npdt),
+                         "sample_weight": None if weights is None else weights.astype(npdt)}
 
 
 # --- timing ---------------------------------------------------------------------------------------------
@@ -459,8 +475,33 @@ def prepare(case: Case, dtypes: list[str], seed: int) -> None:
 def ours_fn(case: Case, dt: str) -> Callable[[], Any]:
     d = case.data[dt]
     params = case.params | case.drawn_params
-    return lambda: compute(case.name, d["y_true"], d["y_pred"], params=params,
-                           outputs=("loss", "gradient"), dtype=dt)
+    outputs = case.peer.outputs if case.peer else ("loss", "gradient")
+    reduction = case.peer.reduction if case.peer else None
+    return lambda: compute(case.name, d["y_true"], d["y_pred"], params=params, sample_weight=d["sample_weight"],
+                           reduction=reduction, outputs=outputs, dtype=dt)
+
+
+def peer_fn(case: Case, dt: str, no_torch: bool) -> Callable[[], Any] | None:
+    """The row's peer call in ``dt``, or None (no peer, torch switched off, or a dtype the peer refuses)."""
+    if case.peer is not None:
+        if no_torch and case.peer.library == "torch":
+            return None
+        return case.peer.build(case.data[dt], dt)
+    return None if no_torch else torch_fn(case, dt)
+
+
+def peer_info(case: Case) -> dict[str, str] | None:
+    if case.peer is not None:
+        return {"kind": case.peer.kind, "what": case.peer.what, "library": case.peer.library}
+    entry = torch_entry(case.name, case.data[next(iter(case.data))]["params"]) if torch is not None else None
+    return {"kind": entry[0], "what": entry[1], "library": "torch"} if entry else None
+
+
+def peer_numbers(case: Case, theirs) -> dict[str, Any]:
+    """The numbers of a peer's result to compare with ours: loss (float) and arrays (gradient, ...)."""
+    if case.peer is not None:
+        return case.peer.extract(theirs)
+    return {"loss": float(theirs[0]), "gradient": torch_gradient(theirs)}
 
 
 def torch_fn(case: Case, dt: str) -> Callable[[], Any] | None:
@@ -489,18 +530,26 @@ def torch_gradient(theirs) -> np.ndarray:
     return grads[0] if len(grads) == 1 else np.stack(grads, axis=1)
 
 
-def agreement(ours, theirs, dt: str) -> dict[str, Any]:
+def agreement(ours, theirs: dict[str, Any], dt: str) -> dict[str, Any]:
+    """Relative error of the loss and relative L2 errors of the arrays the peer gives (``theirs``:
+    ``peer_numbers``); ``grad_rel_l2_err`` is the largest of the arrays' (gradient, per_sample, Hessian)."""
     tol = 1e-4 if dt == "float32" else 1e-8
-    lo, lt = float(np.asarray(ours.loss)), float(theirs[0])
-    loss_err = abs(lo - lt) / max(abs(lt), 1e-30)
-    go = np.asarray(ours.gradient, dtype=np.float64)
-    gt = torch_gradient(theirs).astype(np.float64)
-    if go.shape != gt.shape:
-        return {"ok": False, "why": f"gradient shape {go.shape} vs torch {gt.shape}"}
-    grad_err = float(np.linalg.norm(go - gt) / max(np.linalg.norm(gt), 1e-30))
-    ok = loss_err <= tol and grad_err <= tol
-    return {"ok": ok, "loss_ours": lo, "loss_torch": lt, "loss_rel_err": loss_err, "grad_rel_l2_err": grad_err,
-            "tol": tol}
+    out: dict[str, Any] = {"tol": tol, "loss_rel_err": 0.0, "grad_rel_l2_err": 0.0, "errors": {}}
+    if "loss" in theirs:
+        lo, lt = float(np.asarray(ours.loss)), theirs["loss"]
+        out.update(loss_ours=lo, loss_peer=lt, loss_rel_err=abs(lo - lt) / max(abs(lt), 1e-30))
+    for name in ("per_sample", "gradient", "hessian"):
+        if name not in theirs:
+            continue
+        mine = np.asarray(getattr(ours, name), dtype=np.float64)
+        peer = np.asarray(theirs[name], dtype=np.float64)
+        if mine.shape != peer.shape:
+            return {"ok": False, "why": f"{name} shape {mine.shape} vs the peer's {peer.shape}"}
+        out["errors"][name] = float(np.linalg.norm(mine - peer) / max(np.linalg.norm(peer), 1e-30))
+    if out["errors"]:
+        out["grad_rel_l2_err"] = max(out["errors"].values())
+    out["ok"] = out["loss_rel_err"] <= tol and out["grad_rel_l2_err"] <= tol
+    return out
 
 
 def time_case(case: Case, args) -> dict[str, Any]:
@@ -509,14 +558,14 @@ def time_case(case: Case, args) -> dict[str, Any]:
     out: dict[str, Any] = {"loss": case.name, "params": case.params, "shape": list(case.shape), "agree": {}}
     for dt in args.dtypes:
         fns[f"ours {dt}"] = ours_fn(case, dt)
-        tf = torch_fn(case, dt) if not args.no_torch else None
+        tf = peer_fn(case, dt, args.no_torch)
         if tf is not None:
-            fns[f"torch {dt}"] = tf
-            if args.torch_default_threads and dt == "float32":
-                fns[f"torch {dt} default threads"] = tf
-    entry = torch_entry(case.name, case.data[args.dtypes[0]]["params"]) if torch is not None else None
-    if entry:
-        out["torch"] = {"kind": entry[0], "what": entry[1]}
+            fns[f"peer {dt}"] = tf
+            if args.torch_default_threads and dt == "float32" and case.peer is None:
+                fns[f"peer {dt} default threads"] = tf
+    info = peer_info(case)
+    if info:
+        out["peer"] = info
 
     # warm-up and agreement (ours first: an invalid input fails here, not inside the timing)
     first: dict[str, Any] = {}
@@ -525,14 +574,15 @@ def time_case(case: Case, args) -> dict[str, Any]:
         for _ in range(args.warmup - 1):
             fn()
     for dt in args.dtypes:
-        if f"torch {dt}" in first:
-            out["agree"][dt] = agreement(first[f"ours {dt}"], first[f"torch {dt}"], dt)
+        if f"peer {dt}" in first:
+            out["agree"][dt] = agreement(first[f"ours {dt}"], peer_numbers(case, first[f"peer {dt}"]), dt)
     a32, a64 = out["agree"].get("float32"), out["agree"].get("float64")
-    if a32 and not a32["ok"] and a64 and a64["ok"] and "grad_rel_l2_err" in a32:
+    if a32 and not a32["ok"] and a64 and a64["ok"] and "gradient" in a32.get("errors", {}):
         # float32 results differ: is it float32 rounding (both as far from the float64 result) or a bug?
         ref = np.asarray(first["ours float64"].gradient, dtype=np.float64)
         err = lambda g: float(np.linalg.norm(np.asarray(g, dtype=np.float64) - ref) / max(np.linalg.norm(ref), 1e-30))
-        ours_err, torch_err = err(first["ours float32"].gradient), err(torch_gradient(first["torch float32"]))
+        ours_err = err(first["ours float32"].gradient)
+        torch_err = err(peer_numbers(case, first["peer float32"])["gradient"])
         a32.update(ours_grad_err_vs_f64=ours_err, torch_grad_err_vs_f64=torch_err)
         if ours_err <= max(a32["tol"], 2 * torch_err):
             a32["ok"] = True
@@ -555,7 +605,7 @@ def time_case(case: Case, args) -> dict[str, Any]:
         order = keys[i % len(keys):] + keys[:i % len(keys)]
         for key in order:
             threads = default_threads if key.endswith("default threads") else args.torch_threads
-            if key.startswith("torch") and torch is not None:
+            if key.startswith("peer") and torch is not None:
                 torch.set_num_threads(threads)
             gc.collect()
             t0 = time.perf_counter()
@@ -567,8 +617,8 @@ def time_case(case: Case, args) -> dict[str, Any]:
     out["stats"] = {k: summarize(v) for k, v in samples.items()}
     out["ratios"] = {}
     for dt in args.dtypes:
-        if f"torch {dt}" in samples:
-            out["ratios"][dt] = out["stats"][f"ours {dt}"]["median_ms"] / out["stats"][f"torch {dt}"]["median_ms"]
+        if f"peer {dt}" in samples:
+            out["ratios"][dt] = out["stats"][f"ours {dt}"]["median_ms"] / out["stats"][f"peer {dt}"]["median_ms"]
     return out
 
 
@@ -584,23 +634,57 @@ def profile_case(case: Case, dt: str, runs: int = 3, top: int = 12) -> dict[str,
 
 # --- report ---------------------------------------------------------------------------------------------
 
+TABLES = (  # (title, which rows, the peer's column name)
+    ("Keras and PyTorch families, beside PyTorch", lambda name: not name.startswith("sklearn.") and
+     get_loss(name).family != "other", "torch"),
+    ("sklearn.* objectives: loss, gradient and Hessian per sample, beside scikit-learn's Cython", lambda name:
+     name.startswith("sklearn."), "sklearn"),
+    ("Other losses, beside Optax, scikit-learn's metrics or torch ops", lambda name: get_loss(name).family == "other",
+     "peer"),
+)
+
+
 def report(results: list[dict], args, env: dict) -> str:
     lines = []
     v = env["versions"]
     threads = (f"torch threads {args.torch_threads} (default {default_threads})"
                if torch is not None else "PyTorch not installed") + (f", NumPy BLAS and MKL threads {env['blas_threads']}"
                                                                     f"; exp/log: {env['vector_math']}")
-    lines.append(f"Python {v['python']}, NumPy {v['numpy']}, torch {v['torch']}; {env['cpu_count']} CPUs; {threads}; "
+    peers = ", ".join(f"{k} {v[k]}" for k in ("scikit-learn", "jax", "optax") if v.get(k, "not installed") != "not installed")
+    lines.append(f"Python {v['python']}, NumPy {v['numpy']}, torch {v['torch']}{', ' + peers if peers else ''}; "
+                 f"{env['cpu_count']} CPUs; {threads}; JAX: {env.get('xla_flags') or 'default threads'}; "
                  f"median of {args.repeats} interleaved rounds (fewer for cases over the {args.budget:.0f} s budget) "
                  f"after {args.warmup} warm-up; load average {env['load_start']} at start, {env['load_end']} at end; "
                  f"{describe_git(env)}.")
+    for title, belongs, peer_name in TABLES:
+        rows = [r for r in results if belongs(r["loss"])]
+        if rows:
+            lines += ["", f"**{title}**", ""] + table(rows, args, peer_name)
+    slow = [r for r in results if any(x > TARGET for x in r.get("ratios", {}).values())]
     lines.append("")
-    compare = torch is not None and not args.no_torch
-    head = ["loss", "y_pred shape"] + (["PyTorch equivalent"] if compare else [])
+    if not any(r.get("ratios") for r in results):
+        lines.append("No peer comparison in this run.")
+    elif slow:
+        lines.append(f"Slower than the peer by more than {TARGET}x: " + ", ".join(
+            f"{r['title']} ({', '.join(f'{dt}: {x:.2f}x' for dt, x in r['ratios'].items())})" for r in slow))
+    else:
+        lines.append(f"Every compared loss is within {TARGET}x of its peer.")
+    text = "\n".join(lines)
+    print("\n" + text)
+    return text
+
+
+def table(results: list[dict], args, peer_name: str) -> list[str]:
+    """One Markdown table; ``peer_name`` heads the peer's columns ("torch" for the PyTorch tables)."""
+    lines = []
+    compare = any("peer" in r for r in results)
+    torch_table = peer_name == "torch"
+    head = ["loss", "y_pred shape"] + ([("PyTorch equivalent" if torch_table else "peer")] if compare else [])
     for dt in args.dtypes:
         short = dt.replace("float", "f")
-        head += [f"ours {short}"] + ([f"torch {short}", f"ours/torch {short}"] if compare else [])
-    if args.torch_default_threads and compare:
+        head += [f"ours {short}"] + ([f"{peer_name} {short}", f"ours/{peer_name} {short}"] if compare else [])
+    default_column = args.torch_default_threads and compare and torch_table
+    if default_column:
         head.append(f"torch f32, {default_threads} threads")
     if compare:
         head.append("values agree")
@@ -611,38 +695,27 @@ def report(results: list[dict], args, env: dict) -> str:
             lines.append(f"| {res['title']} | {'x'.join(map(str, res['shape']))} | error: {res['error']} |")
             continue
         st = res["stats"]
-        torch_info = res.get("torch")
+        info = res.get("peer")
         row = [res["title"], "x".join(map(str, res["shape"]))]
         if compare:
-            row.append(f"{torch_info['what']} ({torch_info['kind']})" if torch_info else "– (no PyTorch mapping)")
+            row.append(f"{info['what']} ({info['kind']})" if info else "– (no peer mapping)")
         for dt in args.dtypes:
             row.append(f"{fmt_ms(st[f'ours {dt}']['median_ms'])} ms")
             if not compare:
                 continue
-            if f"torch {dt}" in st:
+            if f"peer {dt}" in st:
                 ratio = res["ratios"][dt]
                 flag = " ⚠" if ratio > TARGET else ""
-                row += [f"{fmt_ms(st[f'torch {dt}']['median_ms'])} ms", f"**{ratio:.2f}x**{flag}"]
+                row += [f"{fmt_ms(st[f'peer {dt}']['median_ms'])} ms", f"**{ratio:.2f}x**{flag}"]
             else:
                 row += ["–", "–"]
-        if args.torch_default_threads and compare:
-            key = "torch float32 default threads"
+        if default_column:
+            key = "peer float32 default threads"
             row.append(f"{fmt_ms(st[key]['median_ms'])} ms" if key in st else "–")
         if compare:
             row.append(agree_cell(res["agree"]))
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
-    slow = [r for r in results if any(x > TARGET for x in r.get("ratios", {}).values())]
-    lines.append("")
-    if not compare:
-        lines.append("No PyTorch comparison in this run.")
-    elif slow:
-        lines.append(f"Slower than PyTorch by more than {TARGET}x: " + ", ".join(
-            f"{r['title']} ({', '.join(f'{dt}: {x:.2f}x' for dt, x in r['ratios'].items())})" for r in slow))
-    else:
-        lines.append(f"Every compared loss is within {TARGET}x of PyTorch.")
-    text = "\n".join(lines)
-    print("\n" + text)
-    return text
+    return lines
 
 
 def agree_cell(agree: dict[str, dict]) -> str:
@@ -651,7 +724,8 @@ def agree_cell(agree: dict[str, dict]) -> str:
     bad = {dt: a for dt, a in agree.items() if not a["ok"]}
     if bad:
         return "**NO**: " + "; ".join(
-            f"{dt} " + (a["why"] if "why" in a else f"loss {a['loss_rel_err']:.0e}, grad {a['grad_rel_l2_err']:.0e}")
+            f"{dt} " + (a["why"] if "why" in a else ", ".join(
+                [f"loss {a['loss_rel_err']:.0e}"] + [f"{k} {e:.0e}" for k, e in a.get("errors", {}).items()]))
             for dt, a in bad.items())
     worst = max(max(a["loss_rel_err"], a["grad_rel_l2_err"]) for a in agree.values() if a["tol"] > 1e-6) \
         if any(a["tol"] > 1e-6 for a in agree.values()) else 0.0
@@ -737,7 +811,8 @@ def main(argv=None) -> int:
         args.no_torch = True
     else:
         torch.set_num_threads(args.torch_threads)
-    env = environment("numpy", "torch")
+    env = environment("numpy", "torch", "scikit-learn", "jax", "optax")
+    env["xla_flags"] = os.environ.get("XLA_FLAGS")
     env["load_start"] = loadavg()
     env["torch_default_threads"] = default_threads or None
     env["reuse_freed_memory"] = env_reuse

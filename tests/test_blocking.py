@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.engine import all_losses, compute
-from service.engine._math import Elementwise, MeanOverAxis
+from service.engine._math import Elementwise, MeanOverAxis, axis_sum
 from service.engine.sampling import rng_for
 from tests.test_gradients import param_variants
 
@@ -85,3 +85,15 @@ def test_unreduced_blocks_of_rows_agree_with_one_block(loss, params, dtype, redu
     whole = _run_unreduced(loss, inputs, params, dtype, reduction, 1 << 30, monkeypatch)
     blocked = _run_unreduced(loss, inputs, params, dtype, reduction, 16, monkeypatch)
     assert_same_outputs(whole, blocked, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sums_over_a_column_of_width_one_are_the_blas_products_numbers(dtype):
+    """axis_sum skips the matrix-vector product for (N, 1) columns (scikit-learn's metrics' layout): the
+    numbers must stay the product's bit for bit, -0 turned into +0 as the product turns it."""
+    finfo = np.finfo(dtype)
+    a = np.array([[-0.0], [0.0], [1.5], [-3.25], [finfo.tiny], [-finfo.max], [finfo.smallest_subnormal]], dtype=dtype)
+    product = (a.reshape(-1, 1) @ np.ones(1, dtype=dtype)).reshape(-1)
+    assert axis_sum(a, -1).tobytes() == product.tobytes()
+    assert axis_sum(a.reshape(1, 7, 1), -1, keepdims=True).tobytes() == product.tobytes()
+    assert axis_sum(a.reshape(1, 7, 1), -1, keepdims=True).shape == (1, 7, 1)

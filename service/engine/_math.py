@@ -74,6 +74,9 @@ def axis_sum(a: np.ndarray, axis: int, keepdims: bool = False) -> np.ndarray:
     axis = axis % a.ndim
     if axis == a.ndim - 1 and a.size and a.dtype in _BLAS_FLOATS and a.flags.c_contiguous:
         n = a.shape[-1]
+        if n == 1:  # (N, 1) columns (scikit-learn's metrics): no product, the same numbers (+ 0 makes -0 +0, as it)
+            out = np.add(a.reshape(a.shape[:-1]), a.dtype.type(0))
+            return out[..., None] if keepdims else out
         out = (a.reshape(-1, n) @ np.ones(n, dtype=a.dtype)).reshape(a.shape[:-1])
         return out[..., None] if keepdims else out
     return a.sum(axis=axis, keepdims=keepdims)

@@ -121,8 +121,11 @@ class _Objective(Elementwise):
         if p["hessian"] == "exact":
             hess = self.exact_hessian(y64, r64, hess)
         dt = x.dtype
+        # every pointwise Hessian is a fresh array of x's shape: in float64 it is handed over as it is
+        # (scaled in place by the reduction), not copied
+        full = hess.shape == x.shape
         return (value.astype(dt, copy=False), lambda: grad.astype(dt, copy=False),
-                lambda: np.broadcast_to(hess, x.shape).astype(dt))
+                lambda: hess.astype(dt, copy=False) if full else np.broadcast_to(hess, x.shape).astype(dt))
 
 
 @register
@@ -208,7 +211,8 @@ class HuberLoss(_Objective):
         a = np.abs(e)
         inside = a <= delta
         value = np.where(inside, 0.5 * a * a, delta * (a - 0.5 * delta))
-        return value, np.where(inside, e, np.where(e >= 0, delta, -delta)), inside.astype(np.float64)
+        # clip(e, -delta, delta) is e inside and ±delta outside, exactly as the two branches: one pass, not three
+        return value, np.clip(e, -delta, delta), inside.astype(np.float64)
 
 
 @register
@@ -431,19 +435,24 @@ class HalfMultinomial(Loss):
     def evaluate(self, labels, y_pred, p):
         r = _f64(y_pred)
         top = r.max(axis=1, keepdims=True)
-        e = np.exp(r - top)
+        e = np.subtract(r, top)
+        np.exp(e, out=e)  # the (n, K) temporaries are reused in place: the same numbers, fewer passes
         total = e.sum(axis=1, keepdims=True)
         rows = np.arange(r.shape[0])
         dt = y_pred.dtype
         per_sample = (np.log(total[:, 0]) + top[:, 0] - r[rows, labels]).astype(dt)
-        prob = e / total
+        prob = np.divide(e, total, out=e)
 
         def vjp(up):
-            g = prob.copy()
+            g = prob.copy()  # prob is read again by hess
             g[rows, labels] -= 1.0
-            return (g * up[:, None]).astype(dt)
+            g *= up[:, None]
+            return g.astype(dt, copy=False)
 
         def hess(up):
-            return (prob * (1.0 - prob) * up[:, None]).astype(dt)
+            h = np.subtract(1.0, prob)
+            np.multiply(prob, h, out=h)
+            h *= up[:, None]
+            return h.astype(dt, copy=False)
 
         return Evaluation(per_sample, vjp, hess)

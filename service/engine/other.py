@@ -296,9 +296,17 @@ class _Deviance(_OtherMean):
             y_pos = np.where(y > 0, y, dt(0)) if power < 0 else y
             value = two * (np.power(y_pos, two - pw) / ((one - pw) * (two - pw))
                            - y * np.power(mu, one - pw) / (one - pw) + np.power(mu, two - pw) / (two - pw))
-        # d/dmu = 2 mu^-p (mu - y), d2/dmu2 = 2 mu^-p ((1 - p) + p y / mu): one formula for every power
-        scale = two * np.power(mu, -pw)
-        return value, lambda: scale * (mu - y), lambda: scale * ((one - pw) + pw * y / mu)
+        # d/dmu = 2 mu^-p (mu - y), d2/dmu2 = 2 mu^-p ((1 - p) + p y / mu): one formula for every power.
+        # The power is computed when a derivative is asked for, once: a value-only request (scikit-learn's
+        # metric) would pay a pass of pow, the costliest operation here, for nothing
+        scales: list[np.ndarray] = []
+
+        def scale() -> np.ndarray:
+            if not scales:
+                scales.append(two * np.power(mu, -pw))
+            return scales[0]
+
+        return value, lambda: scale() * (mu - y), lambda: scale() * ((one - pw) + pw * y / mu)
 
 
 @register
