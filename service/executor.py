@@ -418,7 +418,11 @@ class ProcessExecutor:
             self._workers.append(worker)
 
     async def _send(self, worker: _Worker, phase: str, message: tuple) -> Any:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # answers are settled on the loop that started the workers: another would wait forever
+            raise RuntimeError("the process executor serves the event loop that started it; use one loop per app "
+                               "(or LOSS_SERVICE_EXECUTOR=thread)")
+        future = loop.create_future()
         job = message[1]
         worker.pending[job] = (future, phase)
         worker.outbox.put(message)

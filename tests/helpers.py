@@ -19,7 +19,7 @@ def _app():
     from service.app import create_app
     from service.config import Settings
 
-    return create_app(Settings())
+    return create_app(Settings(executor="thread"))
 
 
 def post(path: str, body: dict[str, Any]) -> httpx.Response:

@@ -266,3 +266,29 @@ def test_a_live_server_stops_its_worker_processes_with_it():
         assert len(children) >= 2, [c.cmdline() for c in children]  # the workers (and the fork server)
     _, alive = psutil.wait_procs(children, timeout=GENEROUS)
     assert not alive, [p.pid for p in alive]
+
+
+async def test_a_second_event_loop_is_refused_not_left_waiting():
+    """Answers are settled on the loop that started the workers: a request from another loop would wait
+    forever (tests/helpers.py once reused one app across asyncio.run calls and hung), so it is an error."""
+    import asyncio
+    import threading
+
+    executor = ProcessExecutor(1, SETUP)
+    await executor.start()
+    try:
+        errors = []
+
+        def other_loop() -> None:
+            try:
+                asyncio.run(asyncio.wait_for(executor.prepare(refuses, "x"), 10))
+            except BaseException as exc:  # noqa: BLE001 - the assertion below reads it
+                errors.append(exc)
+
+        thread = threading.Thread(target=other_loop)
+        thread.start()
+        thread.join(30)
+        assert errors and isinstance(errors[0], RuntimeError), errors
+        assert "event loop that started it" in str(errors[0])
+    finally:
+        await executor.aclose()

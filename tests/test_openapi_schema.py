@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(scope="module")
 def spec() -> dict:
-    return create_app(Settings()).openapi()
+    return create_app(Settings(executor="thread")).openapi()
 
 
 def validator(spec: dict, component: str):

@@ -67,7 +67,7 @@ def run_schemathesis(app, path: str | None = None, max_examples: int = MAX_EXAMP
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # fuzzed float32 inputs overflow on purpose (a 422)
 def test_schemathesis_finds_no_disagreement():
-    failures = run_schemathesis(create_app(Settings()))
+    failures = run_schemathesis(create_app(Settings(executor="thread")))
     assert not failures, "\n\n".join(failures)
 
 
@@ -77,5 +77,5 @@ def test_the_harness_fails_when_the_server_disagrees(monkeypatch):
 
     monkeypatch.setattr(problems, "allowed_methods", lambda request: "GET")
     only_coverage = {name: {"enabled": False} for name in ("examples", "fuzzing", "stateful")}
-    failures = run_schemathesis(create_app(Settings()), path="/v1/losses/{name}", max_examples=5, phases=only_coverage)
+    failures = run_schemathesis(create_app(Settings(executor="thread")), path="/v1/losses/{name}", max_examples=5, phases=only_coverage)
     assert any("allow_header_conformance" in f and "Missing documented methods: POST" in f for f in failures), failures
