@@ -19,7 +19,7 @@ from service.api.compression import GzipMiddleware, Inflater, accepts_gzip
 from service.engine.errors import LimitExceeded
 
 from .conftest import assert_problem, live_server, make_client
-from .test_hostile import GENEROUS, Watch
+from .test_hostile import GENEROUS, Watch, tree_rss
 
 pytestmark = pytest.mark.anyio
 
@@ -178,9 +178,7 @@ def test_a_gigabyte_zip_bomb_is_a_413_and_the_server_stays_small():
             httpx.Client(base_url=live.url, timeout=GENEROUS) as client:
         assert client.post("/v1/losses/mse", json=MSE).status_code == 200  # warm
         # inflated whole it would be 1 GiB; held to the limit it is the limit and a batch of compressed bytes
-        server = psutil.Process(live.pid)  # with its worker processes, as Watch sums them
-        settled = sum(p.memory_info().rss for p in [server, *server.children(recursive=True)])
-        bound = settled + 4 * limit + 100 * 1024 * 1024
+        bound = tree_rss(psutil.Process(live.pid)) + 4 * limit + 100 * 1024 * 1024  # with its workers, as Watch
         with Watch(live) as watch:
             start = time.monotonic()
             response = client.post("/v1/losses/mse", content=zip_bomb(),
