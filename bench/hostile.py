@@ -86,7 +86,10 @@ class LiveServer:
 
 
 def tree_rss(process: psutil.Process) -> int:
-    """The RSS of the server and of its worker processes (LOSS_SERVICE_EXECUTOR=process, the default)."""
+    """The RSS of the server and of its worker processes (LOSS_SERVICE_EXECUTOR=process, the default).
+
+    tests/test_hostile.py has the same six lines on purpose: the benchmarks run without the tests tree
+    (and the tests without bench/), and neither belongs in the service."""
     total = 0
     for p in [process, *process.children(recursive=True)]:
         try:

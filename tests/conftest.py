@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -128,6 +129,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_healthy(base: str, proc, timeout: float, failure: Callable[[], str]) -> None:
+    """Poll ``base``/healthz until it answers 200; raise RuntimeError(``failure()``) if ``proc`` (a
+    subprocess.Popen) exits first or ``timeout`` seconds pass. One loop for every process the tests start
+    in front of a port (the service, nginx)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(failure())
+        time.sleep(0.1)
+
+
 class LiveServer(NamedTuple):
     url: str
     port: int
@@ -157,16 +178,8 @@ def live_server(env: dict[str, str] | None = None, log_path: Path | None = None)
                                 env={**os.environ, **settings, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start: {log_path.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.1)
+            wait_until_healthy(base, proc, 30,
+                               lambda: f"the server did not start: {log_path.read_text(errors='replace')[-2000:]}")
             yield LiveServer(base, port, proc.pid, log_path)
         finally:
             proc.terminate()

@@ -111,7 +111,8 @@ def server(tmp_path_factory):
 
 
 def tree_rss(process: psutil.Process) -> int:
-    """The RSS of the server and of its worker processes (LOSS_SERVICE_EXECUTOR=process, the default)."""
+    """The RSS of the server and of its worker processes (LOSS_SERVICE_EXECUTOR=process, the default).
+    bench/hostile.py keeps its own copy: each tree runs without the other."""
     total = 0
     for p in [process, *process.children(recursive=True)]:
         try:

@@ -27,7 +27,7 @@ import psutil
 from service.config import Settings
 from service.engine import compute
 
-from .conftest import free_port, live_server
+from .conftest import free_port, live_server, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
@@ -110,16 +110,8 @@ def nginx(directory: Path, replicas: list[int]):
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + GENEROUS
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, f"nginx exited: {(directory / 'error.log').read_text(errors='replace')}"
-            assert time.monotonic() < deadline, "nginx did not answer"
-            time.sleep(0.1)
+        wait_until_healthy(base, proc, GENEROUS, lambda: "nginx did not answer /healthz (or exited): " + "".join(
+            log.read_text(errors="replace") for log in (directory / "startup.log", directory / "error.log") if log.exists()))
         yield base
     finally:
         proc.terminate()  # SIGTERM: nginx's fast shutdown
