@@ -147,3 +147,8 @@ async def test_v1_errors_stay_problem_json_and_unknown_v2_routes_are_oip_errors(
         assert v2.status_code == 404 and "There is no route" in v2.json()["error"]
         wrong_type = await client.post("/v2/models/mse/infer", content=b"{}", headers={"Content-Type": "text/plain"})
         assert wrong_type.status_code == 415 and set(wrong_type.json()) == {"error"}
+        # the sentence names both media types /v2 accepts (JSON and the binary extension's octet-stream)
+        assert "application/json" in wrong_type.json()["error"]
+        assert "application/octet-stream" in wrong_type.json()["error"]
+        v1_wrong = await client.post("/v1/losses/mse", content=b"{}", headers={"Content-Type": "text/plain"})
+        assert v1_wrong.status_code == 415 and "octet-stream" not in v1_wrong.json()["detail"]

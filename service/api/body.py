@@ -35,6 +35,14 @@ def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
                          f"(LOSS_SERVICE_MAX_BODY_BYTES); split the request or use smaller arrays.", ("body",))
 
 
+def unsupported_media_message(content_type: str, media_types: tuple[str, ...]) -> str:
+    """The 415's sentence: every media type this route accepts, JSON first (the one most clients want)."""
+    others = [m for m in media_types if m not in _JSON_TYPES]
+    accepted = "JSON ('Content-Type: application/json')" + "".join(f" or {m!r}" for m in others)
+    return (f"Content-Type {content_type!r} is not supported here; send the body as {accepted} "
+            f"(curl: -H 'Content-Type: application/json').")
+
+
 def check_headers(headers: Mapping[str, str], max_bytes: int, media_types: tuple[str, ...] = _JSON_TYPES) -> str:
     """The 415 and 413 that the headers alone decide (also run by the /docs examples, service.api.doc_examples);
     ``media_types`` are accepted besides JSON's (OIP's binary bodies). Returns the body's Content-Encoding."""
@@ -43,9 +51,7 @@ def check_headers(headers: Mapping[str, str], max_bytes: int, media_types: tuple
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
         if media not in _JSON_TYPES + media_types and not (media.startswith("application/") and media.endswith("+json")):
-            raise UnsupportedMediaType(
-                f"Content-Type {content_type!r} is not supported; send the body as JSON with "
-                f"'Content-Type: application/json' (curl: -H 'Content-Type: application/json').")
+            raise UnsupportedMediaType(unsupported_media_message(content_type, media_types))
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes, int(declared))  # answered before a byte of the body is read
