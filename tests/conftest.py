@@ -165,8 +165,6 @@ def live_server(env: dict[str, str] | None = None, log_path: Path | None = None)
     import tempfile
     import time
 
-    import httpx
-
     port = free_port()
     with contextlib.ExitStack() as stack:
         if log_path is None:
