@@ -152,3 +152,27 @@ async def test_v1_errors_stay_problem_json_and_unknown_v2_routes_are_oip_errors(
         assert "application/octet-stream" in wrong_type.json()["error"]
         v1_wrong = await client.post("/v1/losses/mse", content=b"{}", headers={"Content-Type": "text/plain"})
         assert v1_wrong.status_code == 415 and "octet-stream" not in v1_wrong.json()["detail"]
+
+
+@pytest.mark.parametrize(("data", "at"), [([1.0, True, 2.0, 3.0], "inputs[1].data[1] is true"),
+                                          ([[1.0, 2.0], [False, 3.0]], "inputs[1].data[1][0] is false")])
+async def test_a_boolean_among_numbers_is_refused_not_read_as_one(data, at):
+    # NumPy would read [1.0, true] as [1.0, 1.0]; the header's true/false tokens give it away
+    body = {"inputs": [{"name": "y_true", "shape": [2, 2], "datatype": "FP64", "data": [0, 0, 0, 0]},
+                       {"name": "y_pred", "shape": [2, 2], "datatype": "FP64", "data": data}],
+            "parameters": {"binary_data_output": False}}
+    async with make_client() as client:
+        response = await client.post("/v2/models/mse/infer", json=body)
+        assert response.status_code == 400 and at in response.json()["error"], response.text
+        body["inputs"][1]["data"] = [1.0, 1.0, 2.0, 3.0]  # the same request with numbers (and the parameter's false)
+        assert (await client.post("/v2/models/mse/infer", json=body)).status_code == 200
+
+
+async def test_a_fraction_in_an_integer_tensor_is_refused_not_truncated():
+    body = {"inputs": [{"name": "y_true", "shape": [2], "datatype": "INT64", "data": [0, 1.5]},
+                       {"name": "y_pred", "shape": [2, 2], "datatype": "FP64", "data": [[0.2, 0.8], [0.5, 0.5]]}]}
+    async with make_client() as client:
+        response = await client.post("/v2/models/torch.cross_entropy/infer", json=body)
+        assert response.status_code == 400 and "1.5 (flat index 1)" in response.json()["error"], response.text
+        body["inputs"][0]["data"] = [0, 1.0]  # an integral float is an integer
+        assert (await client.post("/v2/models/torch.cross_entropy/infer", json=body)).status_code == 200
