@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .api import doc_examples, docs, grading, oip, ops, problems, routes
+from .api import doc_examples, docs, grading, oip, ops, problems, routes, site
 from .api import openapi as openapi_document
 from .api.compression import GzipMiddleware
 from .api.compute import Admission
@@ -34,6 +34,9 @@ respect to the predictions.
 * `/v2` speaks the Open Inference Protocol (KServe v2, with Triton's binary tensor extension):
   `tritonclient` and other inference clients call each loss as a model.
 * Errors are RFC 9457 `application/problem+json` naming the field and the fix.
+
+[The catalogue](/catalogue) has a page per loss: the formula rendered, the parameters, curves of the
+loss and its derivatives, and a playground (`/catalogue/{name}`).
 """
 
 
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     ops.install(app, metrics)
     docs.install(app)
+    site.install(app)
 
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import orjson
 
@@ -194,6 +194,11 @@ def _media(responses: dict, status: int, media_type: str) -> dict:
     return media
 
 
+def catalogue_link(name: str) -> str:
+    """Each loss's example on /docs and /redoc links to its catalogue page (service/api/site.py)."""
+    return f"[{name} in the catalogue](/catalogue/{quote(name, safe='')}): formula, curves, playground."
+
+
 def _name_examples(operation: dict, keys: list[str]) -> None:
     """``name`` prefilled with the first loss, and every loss in its Examples list."""
     for i, parameter in enumerate(operation["parameters"]):
@@ -201,13 +206,15 @@ def _name_examples(operation: dict, keys: list[str]) -> None:
             parameter = operation["parameters"][i] = copy.deepcopy(parameter)
             parameter["schema"].pop("examples", None)
             parameter["schema"]["default"] = keys[0]
-            parameter["examples"] = {key: {"summary": key, "value": key} for key in keys}
+            parameter["examples"] = {key: {"summary": key, "description": catalogue_link(key), "value": key}
+                                     for key in keys}
 
 
 def _pair_loss_examples(operation: dict) -> None:
     examples = loss_examples()
     operation["requestBody"]["content"]["application/json"]["examples"] = {
-        key: {"summary": key, "value": example["request"]} for key, example in examples.items()}
+        key: {"summary": key, "description": catalogue_link(key), "value": example["request"]}
+        for key, example in examples.items()}
     _media(operation["responses"], 200, "application/json")["examples"] = {
         key: {"summary": key, "value": example["response"]} for key, example in examples.items()}
     _name_examples(operation, list(examples))

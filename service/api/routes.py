@@ -15,7 +15,8 @@ from .body import read_json_body
 router = APIRouter(prefix="/v1")
 
 LossName = Path(description="Canonical name or any alias, case-insensitive (e.g. `mse`, `CategoricalCrossentropy`, "
-                            "`huber_loss`).", examples=["categorical_crossentropy"])
+                            "`huber_loss`). Each loss has a page at `/catalogue/{name}` ([the catalogue](/catalogue)): "
+                            "its formula, curves and a playground.", examples=["categorical_crossentropy"])
 
 
 def _json(body: bytes) -> Response:
