@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .api import doc_examples, docs, grading, oip, ops, problems, routes, site
+from .api import curves, doc_examples, docs, grading, oip, ops, problems, routes, site
 from .api import openapi as openapi_document
 from .api.compression import GzipMiddleware
 from .api.compute import Admission
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     dependencies = [Depends(_api_key_guard(settings))] if settings.api_key else []
     app.include_router(routes.router, dependencies=dependencies)
+    app.include_router(curves.router, dependencies=dependencies)
     app.include_router(grading.router, dependencies=dependencies)
     app.include_router(oip.router, dependencies=dependencies)
     app.include_router(ops.router)

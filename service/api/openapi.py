@@ -26,7 +26,7 @@ from ..config import Settings
 from ..engine import all_losses
 from ..engine.params import FLOAT_MAX
 from ..engine.registry import Loss
-from . import grading
+from . import curves, grading
 
 SCHEMA_INEXPRESSIBLE = {
     "shape-mismatch": "shapes that must agree: y_true with y_pred, sample_weight with the per-sample values, rows "
@@ -46,6 +46,10 @@ SCHEMA_INEXPRESSIBLE = {
     "y-true-required": "a missing y_true for a loss that needs one: y_true is optional in the schema because some "
                        "losses do not use it (torch.triplet_margin_loss; its catalogue entry says so), and which "
                        "loss needs it depends on the loss named",
+    "axis-mismatch": "on GET /v1/losses/{name}/curve only: a loss in `with` plotted on another axis kind than the "
+                     "loss in the path (each curve's axis.kind says which)",
+    "invalid-range": "on GET /v1/losses/{name}/curve only: x_min or x_max outside the axis' domain (which depends on "
+                     "the loss in the path), or x_min not below x_max",
     "limit-exceeded": "413: a size over a configured limit that is a sum or a product (numbers in all arrays, an "
                       "exercise's shape, a loss's work)",
 }
@@ -56,7 +60,7 @@ def build(app: FastAPI, settings: Settings) -> dict:
     spec = get_openapi(title=app.title, version=app.version, description=app.description,
                        routes=app.routes, tags=app.openapi_tags)
     components = spec.setdefault("components", {}).setdefault("schemas", {})
-    for model in (schemas.LossRequest, schemas.BatchRequest, *grading.REQUEST_MODELS):
+    for model in (schemas.LossRequest, schemas.BatchRequest, *grading.REQUEST_MODELS, *curves.EXTRA_SCHEMAS):
         defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, sub in defs.pop("$defs", {}).items():
             components.setdefault(name, sub)
