@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -22,15 +23,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import catalogue
-from ..engine import get_loss
+from ..engine import all_losses, get_loss
+from ..engine import curves
 
 STATIC_URL = "/static/site"
 VENDOR_URL = f"{STATIC_URL}/vendor"
 
-# Same origin only. style-src needs 'unsafe-inline': vega-embed injects its stylesheet as a <style>
-# element and Vega's SVG renderer writes style attributes; KaTeX needs none. No 'unsafe-eval': vega-embed
-# runs with ast: true, Vega's expressions then go through its interpreter instead of new Function.
-CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+# Same origin only, and no inline script or style: vega-embed runs with ast: true (Vega's expression
+# interpreter instead of new Function, so no 'unsafe-eval') and with its default <style> injections off
+# (catalogue.js); KaTeX and Vega's SVG renderer set styles through the CSSOM, which CSP does not restrict.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
                            "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
                            "base-uri 'self'; form-action 'self'; frame-ancestors 'self'")
 
@@ -58,6 +60,7 @@ def _page(title: str, body: str, scripts: bool = False) -> HTMLResponse:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{e(title)}</title>
+<link rel="icon" href="/static/docs/favicon.png">
 {styles}{code}</head>
 <body>
 <header class="site-header"><nav><a href="/">Loss service</a> <a href="/catalogue">Catalogue</a>
@@ -160,6 +163,13 @@ def _examples(examples: list[dict[str, Any]]) -> str:
                      f'<h4>Response</h4>{_json_block(x["response"])}</div>' for i, x in enumerate(examples, 1))
 
 
+@lru_cache
+def overlay_kinds() -> dict[str, str]:
+    """Each loss's axis kind at its defaults (overlaid losses are drawn at their defaults): the page's overlay
+    picker offers the losses whose kind equals the main loss's current one, which the curve JSON gives."""
+    return {loss.name: curves.axis_of(loss, {p.name: p.default for p in loss.params})["kind"] for loss in all_losses()}
+
+
 def loss_page(name: str) -> Response:
     loss = get_loss(name)  # an unknown name raises UnknownLoss: the problem handler's 404 with suggestions
     if loss.name != name:
@@ -169,7 +179,7 @@ def loss_page(name: str) -> Response:
     hessian = "yes" if d["hessian"] else f"no: {d['without_hessian'] or 'not offered'}"
     aliases = ", ".join(f"<code>{e(a)}</code>" for a in d["aliases"]) or "none"
     # the page's data for catalogue.js; "<" escaped so no string can close the <script> element
-    data = json.dumps(d).replace("<", "\\u003c")
+    data = json.dumps({**d, "overlay_kinds": overlay_kinds()}).replace("<", "\\u003c")
     body = f"""<article class="loss" data-loss="{e(loss.name)}">
 <h1><code>{e(loss.name)}</code></h1>
 <p class="summary">{e(d["summary"])}</p>

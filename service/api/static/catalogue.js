@@ -202,9 +202,14 @@
       }
       const spec = await response.json();
       if (token !== curveRequest) return;
-      // ast: true evaluates Vega's expressions with the interpreter bundled in vega-embed, not new Function:
-      // the page's Content-Security-Policy has no 'unsafe-eval'
-      const result = await vegaEmbed(plot, spec, { renderer: "svg", actions: false, ast: true });
+      // The page's Content-Security-Policy allows no eval and no inline <style>: ast: true evaluates Vega's
+      // expressions with the interpreter bundled in vega-embed (not new Function); defaultStyle: false and the
+      // tooltip's disableDefaultStyle keep vega-embed and vega-tooltip from injecting <style> elements
+      // (catalogue.css carries the tooltip's rules instead).
+      const result = await vegaEmbed(plot, spec, {
+        renderer: "svg", actions: false, ast: true, defaultStyle: false,
+        tooltip: { disableDefaultStyle: true },
+      });
       if (currentView && currentView !== result.view) currentView.finalize();
       currentView = result.view;
       showCurveProblem("");
