@@ -458,8 +458,6 @@ def grid(loss: registry.Loss, p: dict, points: int, x_min: float | None = None, 
 
 def hessian_unavailable(loss: registry.Loss, p: dict, inputs: Inputs | None = None) -> str | None:
     """Why d2L/dx2 cannot be given along this axis, or None."""
-    if not loss.differentiable:
-        return f"{loss.name} is not differentiable"
     if not loss.hessian:
         return f"{loss.name} offers no Hessian: {loss.without_hessian}"
     if not loss.hessian_is_second_derivative(p):
