@@ -21,6 +21,18 @@ from service.engine.params import bind
 from .helpers import _app, post
 
 LOSSES = [loss.name for loss in all_losses()]
+# parameters that change a design (the axis kind, the inputs built) or the Hessian's availability
+def _having(param: str) -> list[str]:
+    return [loss.name for loss in all_losses() if any(q.name == param for q in loss.params)]
+
+
+VARIANTS = ([(name, {"from_logits": True}) for name in _having("from_logits")]
+            + [(name, {"hessian": "exact"}) for name in _having("hessian")]
+            + [("torch.poisson_nll_loss", {"log_input": False}), ("torch.kl_div", {"log_target": True}),
+               ("zero_one", {"threshold": 0.5}), ("huber", {"delta": 0.3}), ("torch.multi_margin_loss", {"p": 2}),
+               ("torch.triplet_margin_loss", {"swap": True}), ("circle", {"margin": 0.1, "gamma": 10.0}),
+               ("categorical_focal_crossentropy", {"from_logits": True, "label_smoothing": 0.1})])
+CASES = [(name, {}) for name in LOSSES] + VARIANTS
 RTOL = 1e-12  # the same float64 computation twice (through JSON): only orjson's shortest round-trip repr between
 H = 1e-5  # finite-difference step along x
 FD_RTOL, FD_ATOL = 1e-5, 1e-6  # central differences: O(h^2 f''') + O(eps f / h), relative to the curve's scale
@@ -139,13 +151,15 @@ def _post_rebuilt(loss, p: dict, x: np.ndarray) -> tuple[np.ndarray, np.ndarray 
     return np.concatenate(values), (np.concatenate(grads) if grads else None)
 
 
-@pytest.mark.parametrize("name", LOSSES)
-def test_curve_values_equal_the_service_at_the_rebuilt_inputs(name):
+@pytest.mark.parametrize(("name", "given"), CASES)
+def test_curve_values_equal_the_service_at_the_rebuilt_inputs(name, given):
     loss = get_loss(name)
-    body = get(f"/v1/losses/{name}/curve", {"points": 21}).json()
-    [s] = body["series"]
+    query = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in given.items()}
+    r = get(f"/v1/losses/{name}/curve", {"points": 21, **query})
+    assert r.status_code == 200, r.text
+    [s] = r.json()["series"]
     x = np.array(s["x"])
-    values, grads = _post_rebuilt(loss, defaults(loss), x)
+    values, grads = _post_rebuilt(loss, bind(loss.params, given), x)
     np.testing.assert_allclose(s["loss_values"], values, rtol=RTOL, atol=0)
     if s["gradient"] is None:
         assert grads is None
@@ -160,10 +174,10 @@ def _away_from_kinks(loss, p: dict, x: np.ndarray) -> np.ndarray:
     return np.min(np.abs(x[:, None] - kinks[None, :]), axis=1) > 2 * H
 
 
-@pytest.mark.parametrize("name", LOSSES)
-def test_derivatives_agree_with_finite_differences(name):
+@pytest.mark.parametrize(("name", "given"), CASES)
+def test_derivatives_agree_with_finite_differences(name, given):
     loss = get_loss(name)
-    p = defaults(loss)
+    p = bind(loss.params, given)
     x = curves.grid(loss, p, 31)
     x = x[_away_from_kinks(loss, p, x)]
     at = curves.evaluate(loss, p, x)
