@@ -41,4 +41,5 @@ class VegaLiteSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     schema_: str = Field(alias="$schema", description="https://vega.github.io/schema/vega-lite/v6.json")
-    data: dict[str, Any] = Field(description="`values`: rows {loss, quantity, x, y}, quantity loss, gradient or hessian.")
+    data: dict[str, Any] = Field(description="`values`: rows {loss, quantity, x, y}; quantity is loss, gradient or "
+                                             "hessian.")

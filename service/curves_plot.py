@@ -76,12 +76,13 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / count
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
+    first = math.ceil(lo / step)
     ticks = []
-    t = first
-    while t <= hi + step * 1e-9:
+    for i in range(first, first + 4 * count):  # by index: adding a step to a large t could leave it unchanged
+        t = i * step
+        if t > hi + step * 1e-9:
+            break
         ticks.append(0.0 if abs(t) < step * 1e-9 else t)
-        t += step
     return ticks
 
 
@@ -117,7 +118,7 @@ def svg(curve: dict[str, Any]) -> str:
         top = TOP + k * (PANEL_H + GAP)
         ys = [float(y) for s in series if s[_SERIES_FIELD[q]] is not None for y in s[_SERIES_FIELD[q]]]
         y_lo, y_hi = min(ys), max(ys)
-        if not y_hi > y_lo:  # a constant: centre it
+        if not y_hi - y_lo > 1e-9 * max(abs(y_lo), abs(y_hi)):  # a constant up to rounding: centre it
             pad = abs(y_lo) * 0.1 or 1.0
             y_lo, y_hi = y_lo - pad, y_hi + pad
 

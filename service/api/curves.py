@@ -35,7 +35,8 @@ CURVE_RESPONSES = {
 async def loss_curve(
     request: Request,
     name: str = LossName,
-    format: Literal["json", "vega-lite", "svg"] = Query("json", description="json data, a Vega-Lite v6 spec or an SVG."),
+    format: Literal["json", "vega-lite", "svg"] = Query("json",
+                                                        description="json data, a Vega-Lite v6 spec or an SVG."),
     points: int = Query(201, ge=2, le=2001, description="How many x values."),
     with_: str | None = Query(None, alias="with", description="Comma-separated losses (aliases accepted) to overlay "
                                                               "at their defaults; they must share the axis kind."),

@@ -296,7 +296,8 @@ DESIGNS: dict[str, Design] = {
     "l2_penalty": Design("error", "y_pred = x, one value (the penalty needs no y_true: y_true = 0)",
                          elementwise(0.0), independent=False),
     "mean_absolute_percentage_error": Design("error", ERR1, elementwise(1.0, 1.0), kinks=_ZERO),
-    "mean_squared_logarithmic_error": Design("error", ERR1, elementwise(1.0, 1.0), domain=Interval(-1.0, math.inf, False, False),
+    "mean_squared_logarithmic_error": Design("error", ERR1, elementwise(1.0, 1.0),
+                                             domain=Interval(-1.0, math.inf, False, False),
                                              x_range=(-0.9, 3.0)),
     "torch.l1_loss": _error(_ZERO),
     "torch.mse_loss": _error(),
@@ -368,7 +369,8 @@ DESIGNS: dict[str, Design] = {
                                      f"negative2 {2 * _TRIPLET_NEGATIVE:g} (squared distances inside the loss)",
                          stacked(lambda x: [np.zeros_like(x), x, np.full_like(x, _TRIPLET_NEGATIVE),
                                             np.full_like(x, 2 * _TRIPLET_NEGATIVE)], 1),
-                         kinks=lambda p: _sqrt_kinks(_TRIPLET_NEGATIVE**2 - p["alpha1"], _TRIPLET_NEGATIVE**2 - p["alpha2"])),
+                         kinks=lambda p: _sqrt_kinks(_TRIPLET_NEGATIVE**2 - p["alpha1"],
+                                                     _TRIPLET_NEGATIVE**2 - p["alpha2"])),
     "torch.triplet_margin_loss": Design(
         "distance", f"1-D embeddings: anchor 0, positive x, negative {_TRIPLET_NEGATIVE:g}",
         stacked(lambda x: [np.zeros_like(x), x, np.full_like(x, _TRIPLET_NEGATIVE)], 1),
@@ -434,7 +436,8 @@ def axis_of(loss: registry.Loss, p: dict) -> dict[str, Any]:
             "range": d.x_range or kind.x_range}
 
 
-def grid(loss: registry.Loss, p: dict, points: int, x_min: float | None = None, x_max: float | None = None) -> np.ndarray:
+def grid(loss: registry.Loss, p: dict, points: int, x_min: float | None = None,
+         x_max: float | None = None) -> np.ndarray:
     """``points`` increasing values strictly inside the axis' domain (a 422 naming the query otherwise)."""
     axis = axis_of(loss, p)
     lo, hi = axis["range"]
@@ -458,15 +461,14 @@ def grid(loss: registry.Loss, p: dict, points: int, x_min: float | None = None, 
 
 def hessian_unavailable(loss: registry.Loss, p: dict, inputs: Inputs | None = None) -> str | None:
     """Why d2L/dx2 cannot be given along this axis, or None."""
-    if not loss.differentiable:
-        return f"{loss.name} is not differentiable"
     if not loss.hessian:
         return f"{loss.name} offers no Hessian: {loss.without_hessian}"
     if not loss.hessian_is_second_derivative(p):
         return ("with these parameters the service returns scikit-learn's Hessian, not the second derivative "
                 "(hessian=\"exact\" gives it)")
     if inputs is not None:
-        moving = np.count_nonzero(np.moveaxis(inputs.dydx, inputs.batch_axis, 0).reshape(inputs.dydx.shape[inputs.batch_axis], -1), axis=1)
+        per_sample = np.moveaxis(inputs.dydx, inputs.batch_axis, 0)
+        moving = np.count_nonzero(per_sample.reshape(per_sample.shape[0], -1), axis=1)
         if moving.size and moving.max() > 1:
             return (f"x moves {int(moving.max())} elements of y_pred at once, and the service's Hessian is "
                     f"diagonal: d2L/dx2 needs its off-diagonal terms")
@@ -480,14 +482,16 @@ def _per_sample_sums(a: np.ndarray, batch_axis: int, n: int) -> np.ndarray:
 def evaluate(loss: registry.Loss, p: dict, x: np.ndarray) -> dict[str, Any]:
     """Values, d/dx and d2/dx2 at ``x`` (None with the reason where the loss cannot give them)."""
     d = design(loss)
-    probe = d.build(x[:1], p)
+    with np.errstate(all="ignore"):
+        probe = d.build(x[:1], p)
     h_note = hessian_unavailable(loss, p, probe)
     g_note = None if loss.differentiable else f"{loss.name} is not differentiable"
     outputs = ("per_sample",) + (() if g_note else ("gradient",)) + (() if h_note else ("hessian",))
     chunks = [x] if d.independent else [x[i:i + 1] for i in range(x.size)]
     values, grads, hess = [], [], []
     for chunk in chunks:
-        inputs = d.build(chunk, p)
+        with np.errstate(all="ignore"):  # a build at an extreme x may overflow: compute then refuses it (a 422)
+            inputs = d.build(chunk, p)
         r = compute(loss, inputs.y_true, inputs.y_pred, params={**p, **inputs.params}, reduction="none",
                     outputs=outputs)
         n = chunk.size if d.independent else 1
@@ -523,7 +527,7 @@ def public_params(loss: registry.Loss, p: dict) -> dict:
     return {k: v for k, v in p.items() if k in names}
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=128)  # at most 128 x 2001 points x a few series
 def _curve_cached(name: str, params_key: tuple, with_names: tuple, points: int, x_min: float | None,
                   x_max: float | None) -> dict:
     loss = registry.get_loss(name)

@@ -19,7 +19,6 @@ from ..engine.registry import Loss
 from .json import dumps
 
 RESERVED = ("format", "points", "with", "x_min", "x_max")
-FORMATS = ("json", "vega-lite", "svg")
 
 
 def _read(q: Param, text: str) -> Any:
