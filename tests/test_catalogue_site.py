@@ -125,6 +125,17 @@ def test_a_parameter_control_moves_the_curve(fresh, name, param, value):
     fresh.assert_clean()
 
 
+def test_a_refused_parameter_shows_the_services_problem(fresh):
+    fresh.open("huber")
+    fresh.page.locator("#curve-controls input[data-param='delta']").fill("-1")
+    problem = fresh.page.locator("#curve-problem")
+    problem.wait_for(state="visible")
+    assert "delta" in problem.text_content(), problem.text_content()
+    assert all("422" in e for e in fresh.console_errors) and fresh.console_errors  # the refused fetch, logged
+    fresh.console_errors.clear()
+    fresh.assert_clean()
+
+
 def legend(site: SiteVisit) -> list[str]:
     return site.page.eval_on_selector_all("#curve-plot svg .role-legend-label text", "nodes => nodes.map(n => n.textContent)")
 
