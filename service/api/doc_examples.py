@@ -32,6 +32,7 @@ from ..engine.errors import LossServiceError
 from ..transport import json as json_transport
 from ..transport.call import Limits
 from ..problems import problem_body
+from ..transport.curves import curve_response
 from ..transport.json import dumps
 from .body import check_headers
 
@@ -84,7 +85,21 @@ _ROUTES: dict[tuple[str, str], Callable[[str, bytes, Limits], bytes]] = {
     ("/v1/grade", "post"): lambda url, body, limits: grading.grade_response(body, limits,
                                                                             _query(url, "format", "json")).run(),
     ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits).run(),
+    ("/v1/losses/{name}/curve", "get"): lambda url, body, limits: _curve(url),
 }
+
+
+def _curve(url: str) -> bytes:
+    """What GET /v1/losses/{name}/curve answers (service/api/curves.py): its query read as the route reads it."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    first = {k: v[0] for k, v in query.items()}
+    name = unquote(parts.path.rsplit("/", 2)[1])
+    body, _media_type = curve_response(name, [(k, v) for k, vs in query.items() for v in vs], first.get("format", "json"),
+                                       int(first.get("points", 201)), first.get("with"),
+                                       float(first["x_min"]) if "x_min" in first else None,
+                                       float(first["x_max"]) if "x_max" in first else None)
+    return body
 
 
 def answer(operation: tuple[str, str], case: Case, settings: Settings) -> Any:
@@ -140,6 +155,13 @@ def problem_cases(settings: Settings) -> dict[tuple[str, str], dict[int, dict[st
                 "invalid parameter": Case("a parameter out of range", f"{loss}/huber",
                                           _body({"y_true": [0.0], "y_pred": [1.0], "params": {"delta": -1}})),
             },
+        },
+        ("/v1/losses/{name}/curve", "get"): {
+            404: {"unknown loss": Case("a misspelt name, with suggestions", f"{loss}/hubber/curve"),
+                  "unknown overlay": Case("a misspelt loss in with", f"{loss}/huber/curve?with=mea")},
+            422: {"axis mismatch": Case("overlaying a loss on another axis", f"{loss}/huber/curve?with=bce"),
+                  "invalid parameter": Case("a parameter out of range", f"{loss}/huber/curve?delta=-1"),
+                  "unknown query key": Case("a misspelt parameter", f"{loss}/huber/curve?delt=2")},
         },
         ("/v1/batch", "post"): {
             **batch_cases,
