@@ -29,7 +29,8 @@ from .test_browser import Visit, browser, server  # noqa: F401 (fixtures: one br
 CSP_RECORDER = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", (event) => {
-  window.__cspViolations.push(event.violatedDirective + " " + (event.blockedURI || "inline") + " " + (event.sample || ""));
+  window.__cspViolations.push(
+    event.violatedDirective + " " + (event.blockedURI || "inline") + " " + (event.sample || ""));
 });
 """
 MARKS = "#curve-plot svg g.mark-line path"
@@ -114,7 +115,8 @@ def move(site: SiteVisit, param: str, value: str) -> None:
     site.wait_drawn(before + 1)
 
 
-@pytest.mark.parametrize("name,param,value", [("huber", "delta", "0.3"), ("binary_crossentropy", "label_smoothing", "0.4")])
+@pytest.mark.parametrize("name,param,value", [("huber", "delta", "0.3"),
+                                              ("binary_crossentropy", "label_smoothing", "0.4")])
 def test_a_parameter_control_moves_the_curve(fresh, name, param, value):
     fresh.open(name)
     before = fresh.paths()
@@ -137,7 +139,8 @@ def test_a_refused_parameter_shows_the_services_problem(fresh):
 
 
 def legend(site: SiteVisit) -> list[str]:
-    return site.page.eval_on_selector_all("#curve-plot svg .role-legend-label text", "nodes => nodes.map(n => n.textContent)")
+    return site.page.eval_on_selector_all("#curve-plot svg .role-legend-label text",
+                                          "nodes => nodes.map(n => n.textContent)")
 
 
 def overlay(site: SiteVisit, *names: str) -> None:
@@ -164,7 +167,8 @@ def test_an_overlay_adds_a_series(fresh, name, others):
 def test_the_overlay_picker_follows_the_axis(fresh):
     """from_logits moves binary_crossentropy to the logit axis: the picker then offers logit losses only."""
     fresh.open("binary_crossentropy")
-    assert "mean_squared_error" not in fresh.page.eval_on_selector_all("#curve-overlay input", "n => n.map(x => x.value)")
+    offered = fresh.page.eval_on_selector_all("#curve-overlay input", "n => n.map(x => x.value)")
+    assert "mean_squared_error" not in offered
     before = fresh.draws()
     fresh.page.locator("#curve-controls [data-param='from_logits'] input").check()
     fresh.wait_drawn(before + 1)

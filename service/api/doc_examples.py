@@ -95,8 +95,9 @@ def _curve(url: str) -> bytes:
     query = parse_qs(parts.query)
     first = {k: v[0] for k, v in query.items()}
     name = unquote(parts.path.rsplit("/", 2)[1])
-    body, _media_type = curve_response(name, [(k, v) for k, vs in query.items() for v in vs], first.get("format", "json"),
-                                       int(first.get("points", 201)), first.get("with"),
+    items = [(k, v) for k, vs in query.items() for v in vs]
+    body, _media_type = curve_response(name, items, first.get("format", "json"), int(first.get("points", 201)),
+                                       first.get("with"),
                                        float(first["x_min"]) if "x_min" in first else None,
                                        float(first["x_max"]) if "x_max" in first else None)
     return body
