@@ -188,6 +188,12 @@ class GradeMeta(BaseModel):
     per_sample_shape: list[int]
     tolerance: Tolerance
     exercise: dict[str, Any] | None = Field(None, description="The exercise used (seed, shape, decimals).")
+    catalogue: str = Field(description="The loss's catalogue page (formula, curves, playground), relative to the "
+                                       "service: show it to the student.")
+    curve: str = Field(description=("The static SVG of the loss's curve at these parameters (loss, gradient and "
+                                    "Hessian along its natural axis), relative to the service: "
+                                    "GET /v1/losses/{name}/curve?format=svg with the parameters that differ from "
+                                    "their defaults."))
 
 
 class GradeResponse(BaseModel):

@@ -38,6 +38,7 @@ from .engine.errors import InvalidInput, LimitExceeded, UnknownLoss, Unsupported
 from .engine.registry import Loss
 from .exercises import Exercise, draft
 from .transport.call import ARRAY_FIELDS, Limits, Plan
+from .transport.curves import curve_url
 from .transport.json import outside_arrays, unknown_loss_in_body, validate_body
 
 OUTPUT_ORDER = ("loss", "per_sample", "gradient", "hessian")
@@ -477,6 +478,10 @@ def _graded(result: Result, request: GradeRequest, submitted: dict, names: list[
         out["expected"] = {name: getattr(result, name) for name in names}
     meta = {k: result.meta[k] for k in ("loss", "reduction", "params", "dtype", "y_pred_shape", "per_sample_shape")}
     meta["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
+    # where a student sees the loss: its page and the static picture of its curve at these parameters
+    loss = get_loss(result.meta["loss"])
+    meta["catalogue"] = f"/catalogue/{loss.name}"
+    meta["curve"] = curve_url(loss, result.meta["params"])
     if exercise is not None:
         meta["exercise"] = exercise.describe()
     out["meta"] = meta

@@ -301,3 +301,27 @@ def test_ticks_are_round_and_cover_the_range():
     ticks = nice_ticks(-3.0, 3.0)
     assert ticks[0] >= -3.0 and ticks[-1] <= 3.0 and 0.0 in ticks
     assert all(math.isclose(b - a, ticks[1] - ticks[0]) for a, b in zip(ticks, ticks[1:]))
+
+
+# --- the curve link of grader feedback (POST /v1/grade's meta.curve) ----------------------------------------
+
+GRADED = [("huber", {"delta": 2.0}), ("binary_crossentropy", {"from_logits": True, "label_smoothing": 0.1}),
+          ("mean_squared_error", {}), ("torch.cross_entropy", {"label_smoothing": 0.2, "weight": [1.0, 2.0, 3.0]})]
+
+
+@pytest.mark.parametrize(("name", "params"), GRADED)
+def test_grade_links_the_curve_at_the_graded_parameters(name, params):
+    loss = get_loss(name)
+    graded = post("/v1/grade", {"loss": name, "params": params, "exercise": {"seed": 3},
+                                "submission": {"loss": 0.0}})
+    assert graded.status_code == 200, graded.text
+    meta = graded.json()["meta"]
+    assert get(meta["catalogue"]).status_code == 200
+    picture = get(meta["curve"])
+    assert picture.status_code == 200 and picture.headers["content-type"].startswith("image/svg+xml")
+    ET.fromstring(picture.text)
+    # the link carries the graded scalar parameters (the curve answers them back), and only the curve's ones
+    data = get(meta["curve"].replace("format=svg", "format=json")).json()
+    scalar = {q.name for q in curves.scalar_params(loss)}
+    assert data["params"] == {k: v for k, v in bind(loss.params, params).items() if k in scalar}
+    assert "weight" not in meta["curve"]
