@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.transport.curves import curve_response
+from service.transport.curves import curve_plan
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "curves"
 
@@ -27,9 +27,7 @@ PICTURES: dict[str, tuple[str, list[tuple[str, str]], str | None]] = {
 
 
 def render(loss: str, items: list[tuple[str, str]], overlays: str | None) -> bytes:
-    body, media = curve_response(loss, items, "svg", 201, overlays, None, None)
-    assert media == "image/svg+xml"
-    return body
+    return curve_plan(loss, items, "svg", 201, overlays, None, None).run()
 
 
 def main() -> None:

@@ -325,3 +325,17 @@ def test_grade_links_the_curve_at_the_graded_parameters(name, params):
     scalar = {q.name for q in curves.scalar_params(loss)}
     assert data["params"] == {k: v for k, v in bind(loss.params, params).items() if k in scalar}
     assert "weight" not in meta["curve"]
+
+
+def test_curves_wait_in_the_work_budget_and_overlays_are_capped():
+    from service.transport.curves import MAX_OVERLAYS, curve_plan
+
+    one = curve_plan("huber", [], "json", 201, None, None, None)
+    more = curve_plan("huber", [], "json", 2001, "mae,mse", None, None)
+    assert one.work == 201 and more.work == 3 * 2001  # one y_pred element per x, per series
+    same_axis = [loss.name for loss in all_losses() if loss.name != "huber"
+                 and curves.axis_of(loss, defaults(loss))["kind"] == "error"]
+    assert len(same_axis) > MAX_OVERLAYS
+    r = get("/v1/losses/huber/curve", {"with": ",".join(same_axis[:MAX_OVERLAYS + 1])})
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "with"]
+    assert get("/v1/losses/huber/curve", {"with": ",".join(same_axis[:MAX_OVERLAYS])}).status_code == 200

@@ -32,7 +32,7 @@ from ..engine.errors import LossServiceError
 from ..transport import json as json_transport
 from ..transport.call import Limits
 from ..problems import problem_body
-from ..transport.curves import curve_response
+from ..transport.curves import curve_plan
 from ..transport.json import dumps
 from .body import check_headers
 
@@ -96,11 +96,9 @@ def _curve(url: str) -> bytes:
     first = {k: v[0] for k, v in query.items()}
     name = unquote(parts.path.rsplit("/", 2)[1])
     items = [(k, v) for k, vs in query.items() for v in vs]
-    body, _media_type = curve_response(name, items, first.get("format", "json"), int(first.get("points", 201)),
-                                       first.get("with"),
-                                       float(first["x_min"]) if "x_min" in first else None,
-                                       float(first["x_max"]) if "x_max" in first else None)
-    return body
+    return curve_plan(name, items, first.get("format", "json"), int(first.get("points", 201)), first.get("with"),
+                      float(first["x_min"]) if "x_min" in first else None,
+                      float(first["x_max"]) if "x_max" in first else None).run()
 
 
 def answer(operation: tuple[str, str], case: Case, settings: Settings) -> Any:

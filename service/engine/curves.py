@@ -537,7 +537,7 @@ def _curve_cached(name: str, params_key: tuple, with_names: tuple, points: int, 
     series = []
     for other_name in (loss.name, *with_names):
         other = registry.get_loss(other_name)
-        q = p if other is loss else {k.name: k.default for k in other.params}
+        q = p if other is loss else defaults(other)
         s = evaluate(other, q, x)
         series.append({"loss": other.name, "params": public_params(other, q), **s})
     return {"loss": loss.name,
@@ -545,17 +545,34 @@ def _curve_cached(name: str, params_key: tuple, with_names: tuple, points: int, 
             "params": public_params(loss, p), "series": series}
 
 
-def curve(loss: registry.Loss, p: dict, with_losses: list[registry.Loss], points: int = 201,
-          x_min: float | None = None, x_max: float | None = None) -> dict[str, Any]:
-    """The curve of ``loss`` at bound parameters ``p``, with ``with_losses`` (at their defaults) overlaid.
-    Raises ``AxisMismatch`` (loc query.with) when an overlaid loss's axis kind differs."""
+def check_overlays(loss: registry.Loss, p: dict, with_losses: list[registry.Loss]) -> None:
+    """``AxisMismatch`` (loc query.with) when an overlaid loss (at its defaults) is on another axis kind."""
     kind = axis_of(loss, p)["kind"]
     for other in with_losses:
-        other_kind = axis_of(other, {k.name: k.default for k in other.params})["kind"]
+        other_kind = axis_of(other, defaults(other))["kind"]
         if other_kind != kind:
             raise AxisMismatch(f"with: {other.name} is plotted on the {other_kind} axis and {loss.name} (with these "
                                f"parameters) on the {kind} axis; overlay only losses with the same axis.",
                                ("query", "with"))
+
+
+def defaults(loss: registry.Loss) -> dict:
+    return {k.name: k.default for k in loss.params}
+
+
+def work(loss: registry.Loss, p: dict | None, points: int) -> int:
+    """The y_pred elements the curve of ``loss`` evaluates at ``points`` x values (``p`` None: defaults)."""
+    q = defaults(loss) if p is None else p
+    with np.errstate(all="ignore"):
+        one = design(loss).build(np.array([sum(axis_of(loss, q)["range"]) / 2]), q)
+    return points * int(one.y_pred.size)
+
+
+def curve(loss: registry.Loss, p: dict, with_losses: list[registry.Loss], points: int = 201,
+          x_min: float | None = None, x_max: float | None = None) -> dict[str, Any]:
+    """The curve of ``loss`` at bound parameters ``p``, with ``with_losses`` (at their defaults) overlaid.
+    Raises ``AxisMismatch`` (loc query.with) when an overlaid loss's axis kind differs."""
+    check_overlays(loss, p, with_losses)
     key = tuple(sorted((k, _hashable(v)) for k, v in p.items()))
     return _curve_cached(loss.name, key, tuple(dict.fromkeys(o.name for o in with_losses if o is not loss)), points,
                          x_min, x_max)

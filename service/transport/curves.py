@@ -17,6 +17,7 @@ from ..engine import curves as engine_curves
 from ..engine.errors import ErrorItem, InvalidInput, LossServiceError, UnknownLoss
 from ..engine.params import (ARRAY_KINDS, AXES, AXIS, BOOL, CHOICE, INT, OPTIONAL_FLOAT, OPTIONAL_INT, Param, bind)
 from ..engine.registry import Loss
+from .call import Plan
 from .json import dumps
 
 RESERVED = ("format", "points", "with", "x_min", "x_max")
@@ -90,17 +91,41 @@ def overlays(text: str | None) -> list[Loss]:
     return out
 
 
+MEDIA_TYPES = {"json": "application/json", "vega-lite": "application/json", "svg": "image/svg+xml"}
+# A curve's work grows with its series: overlaying more than this many losses makes a plot nobody can read
+MAX_OVERLAYS = 12
+
+
+def curve_plan(name: str, items: list[tuple[str, str]], fmt: str, points: int, with_: str | None,
+               x_min: float | None, x_max: float | None) -> Plan:
+    """The query validated (every 4xx is raised here), and the curve's work: the y_pred elements its
+    compute calls evaluate, so that curves wait in the same work budget as every other computation."""
+    loss = get_loss(name)
+    p = loss_params(loss, items)
+    others = overlays(with_)
+    if len(others) > MAX_OVERLAYS:
+        raise InvalidInput(f"query.with names {len(others)} losses; overlay at most {MAX_OVERLAYS}.", ("query", "with"))
+    engine_curves.check_overlays(loss, p, others)
+    engine_curves.grid(loss, p, points, x_min, x_max)  # refuses a bad range now, before admission
+    work = sum(engine_curves.work(other, p if other is loss else None, points) for other in dict.fromkeys([loss, *others]))
+
+    def run() -> bytes:
+        return curve_response(name, items, fmt, points, with_, x_min, x_max)
+
+    return Plan(work=work, run=run)
+
+
 def curve_response(name: str, items: list[tuple[str, str]], fmt: str, points: int, with_: str | None,
-                   x_min: float | None, x_max: float | None) -> tuple[bytes, str]:
-    """The body and its media type."""
+                   x_min: float | None, x_max: float | None) -> bytes:
+    """The body in ``fmt`` (its media type is ``MEDIA_TYPES[fmt]``)."""
     loss = get_loss(name)
     p = loss_params(loss, items)
     data = engine_curves.curve(loss, p, overlays(with_), points, x_min, x_max)
     if fmt == "svg":
-        return svg(data).encode(), "image/svg+xml"
+        return svg(data).encode()
     if fmt == "vega-lite":
-        return dumps(vega_lite(data)), "application/json"
-    return dumps(data), "application/json"
+        return dumps(vega_lite(data))
+    return dumps(data)
 
 
 def _query_text(value: Any) -> str:
