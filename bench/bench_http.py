@@ -21,8 +21,10 @@ the two servers): p50/p95 latency of each, with the in-process floor for referen
 
 The OIP binary run follows: a 2 x SIZE x SIZE float64 request with all outputs (loss, per_sample,
 gradient, hessian) as Triton binary tensors to ``/v2/models/mse/infer``, the same request as /v1 JSON,
-and the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``), interleaved; both HTTP
-answers are checked against the floor's bytes first. Targets (issue 12): binary >= 10x faster than
+the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``) and its HTTP echo floor
+(``bench/echo_app.py`` under the same uvicorn command: the same body read, as many bytes answered, nothing
+computed; binary / echo floor is the service's own cost beyond HTTP's), interleaved; both HTTP answers
+are checked against the floor's bytes first. Targets (issue 12): binary >= 10x faster than
 JSON end to end, binary within 1.5x of its floor (``--only-binary`` runs just this).
 
 Prints Markdown tables and writes the raw samples to ``bench/results/http-*.json`` (gitignored).
@@ -226,7 +228,7 @@ def run_small(args, clients: dict[str, Any]) -> dict[str, Any]:
 
 # --- the OIP binary run ---------------------------------------------------------------------------------
 
-BINARY_PATHS = ("floor", "binary", "json")
+BINARY_PATHS = ("floor", "echo", "binary", "json")
 ALL_OUTPUTS = ["loss", "per_sample", "gradient", "hessian"]
 
 
@@ -257,6 +259,7 @@ class BinaryClient:
     def __init__(self, port: int, timeout: float = 600.0) -> None:
         import http.client
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.last_received: str | None = None
 
     def post(self, path: str, body: bytes, header_length: int) -> tuple[int, int, bytes, float]:
         t0 = time.perf_counter()
@@ -264,16 +267,19 @@ class BinaryClient:
                                                             "Inference-Header-Content-Length": str(header_length)})
         resp = self.conn.getresponse()
         data = resp.read()
+        seconds = time.perf_counter() - t0
         length = int(resp.getheader("Inference-Header-Content-Length") or len(data))
-        return resp.status, length, data, time.perf_counter() - t0
+        self.last_received = resp.getheader("X-Echo-Received")  # the echo floor's count of the body it read
+        return resp.status, length, data, seconds
 
     def close(self) -> None:
         self.conn.close()
 
 
-def run_binary(args, json_client: Any, binary_client: BinaryClient) -> dict[str, Any]:
-    """A 2 x SIZE x SIZE float64 mse request with all outputs: OIP binary, /v1 JSON and the binary floor,
-    interleaved; the outputs of both HTTP paths are checked bit for bit against the floor first."""
+def run_binary(args, json_client: Any, binary_client: BinaryClient, echo_client: BinaryClient) -> dict[str, Any]:
+    """A 2 x SIZE x SIZE float64 mse request with all outputs: OIP binary, /v1 JSON, the binary floor and the
+    HTTP echo floor (bench/echo_app.py: the same body in, a body of the binary response's size out, nothing
+    computed), interleaved; the outputs of both HTTP paths are checked bit for bit against the floor first."""
     loss_name, outputs, shape = "mean_squared_error", ALL_OUTPUTS, (args.size, args.size)
     rng = np.random.Generator(np.random.PCG64(args.seed))
     arrays = get_loss(loss_name).sample(rng, shape, {})
@@ -287,14 +293,22 @@ def run_binary(args, json_client: Any, binary_client: BinaryClient) -> dict[str,
     status, length, data, _ = binary_client.post(f"/v2/models/{loss_name}/infer", binary_body, header_length)
     if status != 200 or data[length:] != floor_out:
         raise RuntimeError(f"OIP binary answered {status}, outputs equal to the floor: {data[length:] == floor_out}")
+    echo_path = f"/echo?bytes={len(data)}"  # the echo floor answers as many bytes as the service does
+    status, _, echoed, _ = echo_client.post(echo_path, binary_body, header_length)
+    if status != 200 or len(echoed) != len(data) or echo_client.last_received != str(len(binary_body)):
+        raise RuntimeError(f"the echo floor answered {status}, {len(echoed)} bytes of {len(data)}, having received "
+                           f"{echo_client.last_received} of {len(binary_body)}")
+    del echoed
     status, data, _ = json_client.post(f"/v1/losses/{loss_name}", json_body)
     got = orjson.loads(data)
     if status != 200 or b"".join(np.asarray(got[n], dtype=np.float64).tobytes() for n in outputs) != floor_out:
         raise RuntimeError(f"/v1 JSON answered {status} with outputs different from the floor")
-    sizes = {"binary": (len(binary_body), len(data)), "json": (len(json_body), len(data))}
+    sizes = {"binary": (len(binary_body), len(data)), "json": (len(json_body), len(data)),
+             "echo": (len(binary_body), len(data))}
     samples: dict[str, list[float]] = {p: [] for p in BINARY_PATHS}
     for r in range(args.warmup + args.rounds):
-        order = BINARY_PATHS[r % 3:] + BINARY_PATHS[:r % 3]
+        k = r % len(BINARY_PATHS)
+        order = BINARY_PATHS[k:] + BINARY_PATHS[:k]  # rotate so no path always runs first/after another
         line = []
         for which in order:
             gc.collect()
@@ -304,6 +318,9 @@ def run_binary(args, json_client: Any, binary_client: BinaryClient) -> dict[str,
                 status, _, out, seconds = binary_client.post(f"/v2/models/{loss_name}/infer", binary_body,
                                                              header_length)
                 sizes["binary"] = (len(binary_body), len(out))
+            elif which == "echo":
+                status, _, out, seconds = echo_client.post(echo_path, binary_body, header_length)
+                sizes["echo"] = (len(binary_body), len(out))
             else:
                 status, out, seconds = json_client.post(f"/v1/losses/{loss_name}", json_body)
                 sizes["json"] = (len(json_body), len(out))
@@ -316,7 +333,9 @@ def run_binary(args, json_client: Any, binary_client: BinaryClient) -> dict[str,
         print(f"  {tag:>12}: " + ", ".join(line) + " ms", flush=True)
     stats = {p: summarize(samples[p]) for p in BINARY_PATHS}
     ratios = {"json_over_binary": stats["json"]["median_ms"] / stats["binary"]["median_ms"],
-              "binary_over_floor": stats["binary"]["median_ms"] / stats["floor"]["median_ms"]}
+              "binary_over_floor": stats["binary"]["median_ms"] / stats["floor"]["median_ms"],
+              "echo_over_floor": stats["echo"]["median_ms"] / stats["floor"]["median_ms"],
+              "binary_over_echo": stats["binary"]["median_ms"] / stats["echo"]["median_ms"]}
     return {"loss": loss_name, "shape": list(shape), "outputs": outputs, "sizes": sizes, "samples_s": samples,
             "stats": stats, "ratios": ratios, "verified": "both HTTP paths' outputs equal the floor's bytes"}
 
@@ -327,8 +346,11 @@ def binary_report(res: dict) -> str:
              f"{', '.join(res['outputs'])}; medians of {s['floor']['n']} interleaved rounds):", "",
              "| path | request | response | median | p90 | ratio |", "|---|---|---|---|---|---|"]
     rows = (("floor (in-process: np.frombuffer, compute, tobytes)", None, "1.00x"),
+            ("HTTP echo floor (`bench/echo_app.py`: body in, as many bytes out, nothing computed)", "echo",
+             f"{r['echo_over_floor']:.2f}x floor"),
             ("OIP binary (`/v2/models/mse/infer`)", "binary",
-             f"**{r['binary_over_floor']:.2f}x** floor ({verdict(r['binary_over_floor'] <= 1.5)} <= 1.5x)"),
+             f"**{r['binary_over_floor']:.2f}x** floor ({verdict(r['binary_over_floor'] <= 1.5)} <= 1.5x); "
+             f"**{r['binary_over_echo']:.2f}x** echo floor"),
             ("/v1 JSON (`/v1/losses/mse`)", "json",
              f"**{r['json_over_binary']:.1f}x** binary ({verdict(r['json_over_binary'] >= 10)} >= 10x)"))
     for name, key, ratio in rows:
@@ -586,11 +608,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_small and not args.only_binary:
                 small = run_small(args, clients)
             if not args.no_binary:
-                binary_client = BinaryClient(service.port)
-                try:
-                    binary = run_binary(args, clients["service"], binary_client)
-                finally:
-                    binary_client.close()
+                with Server("bench.echo_app:app") as echo:
+                    binary_client, echo_client = BinaryClient(service.port), BinaryClient(echo.port)
+                    try:
+                        binary = run_binary(args, clients["service"], binary_client, echo_client)
+                    finally:
+                        binary_client.close()
+                        echo_client.close()
             env["server_peak_rss_mb"] = {"service": service.rss_mb(), "idiomatic": idiomatic.rss_mb()}
             env["client_retries"] = {k: c.retries for k, c in clients.items()}
         finally:
