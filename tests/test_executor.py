@@ -82,6 +82,13 @@ def holds_the_gil(folder: str) -> Plan:
     return Plan(1, run)
 
 
+def digests(first: bytes, label: str, second: bytes) -> Plan:
+    """A plan answering what arrived: each argument's type, length and SHA-256, and the label between them."""
+    import hashlib
+    seen = [f"{type(a).__name__}:{len(a)}:{hashlib.sha256(a).hexdigest()}" for a in (first, second)]
+    return Plan(1, lambda: f"{seen[0]}|{label}|{seen[1]}".encode())
+
+
 @pytest.fixture
 async def process_executor():
     executor = ProcessExecutor(2, SETUP)
@@ -143,6 +150,25 @@ async def test_a_large_response_arrives_whole(executor):
     assert r.status_code == 200
     expected = compute("mean_squared_error", y, y * 0.5, outputs=("gradient",)).gradient
     np.testing.assert_array_equal(np.asarray(r.json()["gradient"]), expected)  # float64 JSON round-trips exactly
+
+
+async def test_large_bodies_arrive_in_the_worker_whole_as_bytes_in_their_places(process_executor):
+    # bodies far larger than the pipe's buffer, several to a message and two messages at once: each must arrive
+    # whole, as bytes, in its own argument, with the non-bytes argument between them untouched
+    rng = np.random.default_rng(5)
+    bodies = [rng.bytes(n) for n in (9_000_001, 3, 0, 6_500_000)]
+
+    def expected(first: bytes, label: str, second: bytes) -> bytes:
+        import hashlib
+        seen = [f"bytes:{len(a)}:{hashlib.sha256(a).hexdigest()}" for a in (first, second)]
+        return f"{seen[0]}|{label}|{seen[1]}".encode()
+
+    async def one(first: bytes, label: str, second: bytes) -> bytes:
+        prepared = await process_executor.prepare(digests, first, label, second)
+        return bytes(await process_executor.run(prepared))
+
+    got = await asyncio.gather(one(bodies[0], "a", bodies[1]), one(bodies[2], "b", bodies[3]))
+    assert got == [expected(bodies[0], "a", bodies[1]), expected(bodies[2], "b", bodies[3])]
 
 
 # --- admission across the process boundary ------------------------------------------------------------------
