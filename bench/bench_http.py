@@ -76,7 +76,12 @@ PACKAGES = ("fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "uvl
             "httpx")
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # service defaults (service/config.py); raised only if --size needs it
 DEFAULT_MAX_ELEMENTS = 5_000_000
-DEFAULT_EXECUTOR = "process"  # LOSS_SERVICE_EXECUTOR's default (service/config.py)
+# the binary run's service configurations (--binary-executors): their settings and how the table names them
+BINARY_SERVICES = {
+    "process": ({}, "process executor"),  # the defaults
+    "in-process": ({"LOSS_SERVICE_BINARY_IN_PROCESS": "true"}, "process executor, LOSS_SERVICE_BINARY_IN_PROCESS=true"),
+    "thread": ({"LOSS_SERVICE_EXECUTOR": "thread"}, "thread executor"),
+}
 
 
 # --- payloads and the floor -------------------------------------------------------------------------
@@ -606,8 +611,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-small", action="store_true", help="skip the small-payload run")
     ap.add_argument("--no-binary", action="store_true", help="skip the OIP binary run")
     ap.add_argument("--only-binary", action="store_true", help="only the OIP binary run (no idiomatic app)")
-    ap.add_argument("--binary-executors", default="process,thread",
-                    help="binary run: a service per LOSS_SERVICE_EXECUTOR value, a row each (default process,thread)")
+    ap.add_argument("--binary-executors", default="process,in-process,thread",
+                    help="binary run: a service per configuration, a row each: process (the defaults), in-process "
+                         "(LOSS_SERVICE_BINARY_IN_PROCESS=true), thread (LOSS_SERVICE_EXECUTOR=thread); the first "
+                         "is the one JSON is compared with (default process,in-process,thread)")
     ap.add_argument("--server", choices=sorted(SERVERS), default="uvicorn",
                     help="binary run: the ASGI server of the echo floor and the binary rows' services (default "
                          "uvicorn; granian and hypercorn are separate installs; hypercorn runs only the thread "
@@ -622,8 +629,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     args.executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     args.binary_executors = [e.strip() for e in args.binary_executors.split(",") if e.strip()]
-    if not args.binary_executors or not set(args.binary_executors) <= {"thread", "process"}:
-        ap.error("--binary-executors: a comma-separated list of thread and process")
+    if not args.binary_executors or not set(args.binary_executors) <= set(BINARY_SERVICES):
+        ap.error(f"--binary-executors: a comma-separated list of {', '.join(BINARY_SERVICES)}")
     args.losses = [name.strip() for name in args.losses.split(",") if name.strip()]
     if args.rounds < 1 or args.warmup < 1 or args.size < 1 or args.small_requests < 1 or args.small_warmup < 0:
         ap.error("--rounds, --warmup, --size and --small-requests must be >= 1")
@@ -648,17 +655,17 @@ def binary_run(args, server_env: dict[str, str], json_client: Any, service: Serv
     (the first, keyed ``binary``, is the one /v1 JSON is compared with), all under ``--server``."""
     with contextlib.ExitStack() as stack:
         def serve(app: str, env: dict[str, str]) -> Server:
-            if args.server == "uvicorn" and app == "service.app:app" and not env.get("LOSS_SERVICE_EXECUTOR"):
+            if args.server == "uvicorn" and app == "service.app:app" and env == server_env:
                 return service  # the default service already running
             return stack.enter_context(Server(app, env=env, server=args.server))
         echo = serve("bench.echo_app:app", {})
         binary_clients: dict[str, BinaryClient] = {}
-        for i, executor in enumerate(args.binary_executors):
-            env = {**server_env, **({} if executor == DEFAULT_EXECUTOR else {"LOSS_SERVICE_EXECUTOR": executor})}
-            server = serve("service.app:app", env)
-            key = "binary" if i == 0 else f"binary-{executor}"
+        for i, name in enumerate(args.binary_executors):
+            settings, label = BINARY_SERVICES[name]
+            server = serve("service.app:app", {**server_env, **settings})
+            key = "binary" if i == 0 else f"binary-{name}"
             binary_clients[key] = stack.enter_context(contextlib.closing(
-                BinaryClient(server.port, label=f"{executor} executor, {args.server}")))
+                BinaryClient(server.port, label=f"{label}, {args.server}")))
         echo_client = stack.enter_context(contextlib.closing(BinaryClient(echo.port)))
         triton = None
         if args.triton:

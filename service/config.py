@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     executor: Literal["thread", "process"] = Field("process", description=(
         "where requests are parsed and computed: process (max_concurrency worker processes, so that parsing "
         "never holds the event loop's GIL) or thread (worker threads of the server process)"))
+    binary_in_process: bool = Field(False, description=(
+        "with the process executor, OIP binary requests (Inference-Header-Content-Length) are decoded and computed "
+        "in threads of the server process instead, under the same work budget: their decoding is np.frombuffer, "
+        "not a parse holding the GIL, and they skip the worker pipes (the body in, the outputs out). Opt-in: a "
+        "loss whose computation holds the GIL in Python loops would then delay /healthz"))
     body_timeout: float = Field(30.0, gt=0, description="seconds to receive a request body (408 after)")
     max_connections: int = Field(1000, gt=0, description=(
         "open connections (uvicorn's limit_concurrency); idle ones are closed first to make room"))
