@@ -284,6 +284,40 @@ class BinaryClient:
         self.conn.close()
 
 
+def service_runtime() -> None:
+    """This process's runtime as the service's (service.app.create_app, default settings): glibc keeps freed
+    large blocks, BLAS and OpenMP on one thread each, the default vector math. Without it the binary floor paid
+    page faults the service does not (every 16 MB output a fresh mmap) and measured slower than the service
+    over HTTP. Applied from the binary run on (process-wide): the JSON runs before it keep their floor as it was."""
+    from service.config import Settings
+    from service.engine import vecmath
+    from service.runtime import limit_math_threads, reuse_freed_memory
+
+    settings = Settings()
+    if settings.reuse_memory:
+        reuse_freed_memory()
+    vecmath.use(settings.vector_math)
+    limit_math_threads(settings.blas_threads)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (service/runtime.py)
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # both parameters' defaults
+
+
+@contextlib.contextmanager
+def glibc_default_malloc():
+    """glibc's default large-block policy for the duration (every block over 128 KiB a fresh mmap), as the
+    earlier binary floor ran: its row beside the floor under the service's settings, for comparison."""
+    from service.runtime import _libc
+    libc = _libc()
+    libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+    libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+    try:
+        yield
+    finally:
+        service_runtime()
+
+
 class TritonClient:
     """tritonclient's own ``InferenceServerClient`` (geventhttpclient underneath), binary inputs and outputs: what
     a Triton user's code does, NumPy arrays in (``set_data_from_numpy``) and out (``as_numpy``), timed whole."""
@@ -320,6 +354,7 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
     the floor first."""
     loss_name, outputs, shape = "mean_squared_error", ALL_OUTPUTS, (args.size, args.size)
     model = f"/v2/models/{loss_name}/infer"
+    service_runtime()
     rng = np.random.Generator(np.random.PCG64(args.seed))
     arrays = get_loss(loss_name).sample(rng, shape, {})
     y_true, y_pred = (np.ascontiguousarray(arrays[k], dtype=np.float64) for k in ("y_true", "y_pred"))
@@ -355,6 +390,9 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
     def timed(which: str) -> float:
         if which == "floor":
             return binary_floor_once(loss_name, binary_body, header_length, shape, outputs)[0]
+        if which == "floor-default-malloc":
+            with glibc_default_malloc():
+                return binary_floor_once(loss_name, binary_body, header_length, shape, outputs)[0]
         if which == "triton":
             return triton_client.infer(loss_name, {"y_true": y_true, "y_pred": y_pred}, outputs)[0]
         if which == "json":
@@ -366,7 +404,7 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
             raise RuntimeError(f"{which} answered {status}")
         return seconds
 
-    paths = ("floor", "echo", *binary_clients, *(("triton",) if triton_client is not None else ()), "json")
+    paths = ("floor", "floor-default-malloc", "echo", *binary_clients, *(("triton",) if triton_client is not None else ()), "json")
     if triton_client is not None:
         sizes["triton"] = (len(binary_body), response_bytes)
     samples: dict[str, list[float]] = {p: [] for p in paths}
@@ -385,7 +423,8 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
     stats = {p: summarize(samples[p]) for p in paths}
     floor, echo = stats["floor"]["median_ms"], stats["echo"]["median_ms"]
     ratios = {"json_over_binary": stats["json"]["median_ms"] / stats["binary"]["median_ms"],
-              "echo_over_floor": echo / floor}
+              "echo_over_floor": echo / floor, "floor_default_malloc_over_floor": stats["floor-default-malloc"][
+                  "median_ms"] / floor}
     for p in paths:
         if p.startswith("binary") or p == "triton":
             ratios[f"{p}_over_floor"] = stats[p]["median_ms"] / floor
@@ -403,7 +442,9 @@ def binary_report(res: dict, env: dict | None = None) -> str:
     if env is not None:
         head += f"; load average {env['load_start']} at start, {env['load_end']} at end; {describe_git(env)}"
     lines = [head + "):", "", "| path | request | response | median | p90 | ratio |", "|---|---|---|---|---|---|"]
-    rows = [("floor (in-process: np.frombuffer, compute, tobytes)", "floor", "1.00x"),
+    rows = [("floor (in-process: np.frombuffer, compute, tobytes; the service's runtime settings)", "floor", "1.00x"),
+            ("floor with glibc's default malloc (every large block a fresh mmap: the earlier floor)",
+             "floor-default-malloc", f"{r['floor_default_malloc_over_floor']:.2f}x floor"),
             ("HTTP echo floor (`bench/echo_app.py`: body in, as many bytes out, nothing computed)", "echo",
              f"{r['echo_over_floor']:.2f}x floor")]
     for p in res["paths"]:
@@ -415,8 +456,8 @@ def binary_report(res: dict, env: dict | None = None) -> str:
     rows.append(("/v1 JSON (`/v1/losses/mse`)", "json",
                  f"**{r['json_over_binary']:.1f}x** binary ({verdict(r['json_over_binary'] >= 10)} >= 10x)"))
     for name, p, ratio in rows:
-        req, resp = (f"{res['sizes'][p][0] / 1e6:.1f} MB", f"{res['sizes'][p][1] / 1e6:.1f} MB") if p != "floor" \
-            else ("", "")
+        req, resp = (f"{res['sizes'][p][0] / 1e6:.1f} MB", f"{res['sizes'][p][1] / 1e6:.1f} MB") \
+            if not p.startswith("floor") else ("", "")
         lines.append(f"| {name} | {req} | {resp} | {fmt_ms(s[p]['median_ms'])} ms | {fmt_ms(s[p]['p90_ms'])} ms "
                      f"| {ratio} |")
     text = "\n".join(lines)
