@@ -169,9 +169,13 @@ def _hypercorn(app: str, port: int, keep_alive: int) -> list[str]:
             "--log-level", "warning", app]
 
 
+def _raw(app: str, port: int, keep_alive: int) -> list[str]:
+    return [app, "--host", HOST, "--port", str(port)]  # a module of its own (bench.raw_echo), no ASGI app
+
+
 # other ASGI servers than uvicorn, for comparing the HTTP layer's cost (bench_http.py --server); installed
-# separately (not dependencies): pip install granian hypercorn
-SERVERS = {"uvicorn": _uvicorn, "granian": _granian, "hypercorn": _hypercorn}
+# separately (not dependencies): pip install granian hypercorn. "raw": a plain socket server module.
+SERVERS = {"uvicorn": _uvicorn, "granian": _granian, "hypercorn": _hypercorn, "raw": _raw}
 
 
 class Server:

@@ -21,10 +21,14 @@ the two servers): p50/p95 latency of each, with the in-process floor for referen
 
 The OIP binary run follows: a 2 x SIZE x SIZE float64 request with all outputs (loss, per_sample,
 gradient, hessian) as Triton binary tensors to ``/v2/models/mse/infer``, the same request as /v1 JSON,
-the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``) and its HTTP echo floor
-(``bench/echo_app.py`` under the same uvicorn command: the same body read, as many bytes answered, nothing
-computed; binary / echo floor is the service's own cost beyond HTTP's), interleaved; both HTTP answers
-are checked against the floor's bytes first. Targets (issue 12): binary >= 10x faster than
+the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``, with the service's runtime settings;
+beside it the same under glibc's default malloc, the earlier floor), its socket floor (``bench/raw_echo.py``: the
+same bytes over loopback with no ASGI server) and its HTTP echo floor (``bench/echo_app.py`` under the same
+uvicorn command: the same body read, as many bytes answered, nothing computed; binary / echo floor is the
+service's own cost beyond HTTP's), a binary row per service configuration (``--binary-executors``: process,
+LOSS_SERVICE_BINARY_IN_PROCESS, thread) and tritonclient.http's own client (``--no-triton`` to skip), all
+interleaved; every HTTP answer is checked against the floor's bytes first. ``--server granian`` (or hypercorn)
+serves the echo floor and the binary rows' services with another ASGI server. Targets (issue 12): binary >= 10x faster than
 JSON end to end, binary within 1.5x of its floor (``--only-binary`` runs just this).
 
 Prints Markdown tables and writes the raw samples to ``bench/results/http-*.json`` (gitignored).
@@ -346,7 +350,7 @@ class TritonClient:
 
 
 def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], echo_client: BinaryClient,
-               triton_client: TritonClient | None = None) -> dict[str, Any]:
+               raw_client: BinaryClient, triton_client: TritonClient | None = None) -> dict[str, Any]:
     """A 2 x SIZE x SIZE float64 mse request with all outputs: OIP binary (one row per client of
     ``binary_clients``: a service per executor), /v1 JSON, the binary floor and the HTTP echo floor
     (bench/echo_app.py: the same body in, a body of the binary response's size out, nothing computed), and
@@ -375,6 +379,9 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
     if status != 200 or len(echoed) != response_bytes or echo_client.last_received != str(len(binary_body)):
         raise RuntimeError(f"the echo floor answered {status}, {len(echoed)} bytes of {response_bytes}, having "
                            f"received {echo_client.last_received} of {len(binary_body)}")
+    status, _, echoed, _ = raw_client.post(echo_path, binary_body, header_length)
+    if status != 200 or len(echoed) != response_bytes:
+        raise RuntimeError(f"the socket floor answered {status}, {len(echoed)} bytes of {response_bytes}")
     del echoed
     if triton_client is not None and triton_client.infer(loss_name, {"y_true": y_true, "y_pred": y_pred},
                                                          outputs)[1] != floor_out:
@@ -384,6 +391,7 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
     if status != 200 or b"".join(np.asarray(got[n], dtype=np.float64).tobytes() for n in outputs) != floor_out:
         raise RuntimeError(f"/v1 JSON answered {status} with outputs different from the floor")
     sizes = {"json": (len(json_body), len(data)), "echo": (len(binary_body), response_bytes),
+             "socket": (len(binary_body), response_bytes),
              **{key: (len(binary_body), response_bytes) for key in binary_clients}}
     del data, got
 
@@ -398,13 +406,14 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
         if which == "json":
             status, out, seconds = json_client.post(f"/v1/losses/{loss_name}", json_body)
         else:
-            client = echo_client if which == "echo" else binary_clients[which]
-            status, _, out, seconds = client.post(echo_path if which == "echo" else model, binary_body, header_length)
+            client = {"echo": echo_client, "socket": raw_client}.get(which) or binary_clients[which]
+            status, _, out, seconds = client.post(model if which in binary_clients else echo_path, binary_body,
+                                                  header_length)
         if status != 200:
             raise RuntimeError(f"{which} answered {status}")
         return seconds
 
-    paths = ("floor", "floor-default-malloc", "echo", *binary_clients, *(("triton",) if triton_client is not None else ()), "json")
+    paths = ("floor", "floor-default-malloc", "socket", "echo", *binary_clients, *(("triton",) if triton_client is not None else ()), "json")
     if triton_client is not None:
         sizes["triton"] = (len(binary_body), response_bytes)
     samples: dict[str, list[float]] = {p: [] for p in paths}
@@ -423,7 +432,7 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
     stats = {p: summarize(samples[p]) for p in paths}
     floor, echo = stats["floor"]["median_ms"], stats["echo"]["median_ms"]
     ratios = {"json_over_binary": stats["json"]["median_ms"] / stats["binary"]["median_ms"],
-              "echo_over_floor": echo / floor, "floor_default_malloc_over_floor": stats["floor-default-malloc"][
+              "echo_over_floor": echo / floor, "socket_over_floor": stats["socket"]["median_ms"] / floor, "floor_default_malloc_over_floor": stats["floor-default-malloc"][
                   "median_ms"] / floor}
     for p in paths:
         if p.startswith("binary") or p == "triton":
@@ -445,6 +454,8 @@ def binary_report(res: dict, env: dict | None = None) -> str:
     rows = [("floor (in-process: np.frombuffer, compute, tobytes; the service's runtime settings)", "floor", "1.00x"),
             ("floor with glibc's default malloc (every large block a fresh mmap: the earlier floor)",
              "floor-default-malloc", f"{r['floor_default_malloc_over_floor']:.2f}x floor"),
+            ("socket floor (`bench/raw_echo.py`: the same exchange, recv_into and one sendall, no ASGI server)",
+             "socket", f"{r['socket_over_floor']:.2f}x floor"),
             ("HTTP echo floor (`bench/echo_app.py`: body in, as many bytes out, nothing computed)", "echo",
              f"{r['echo_over_floor']:.2f}x floor")]
     for p in res["paths"]:
@@ -656,7 +667,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="binary run: a service per configuration, a row each: process (the defaults), in-process "
                          "(LOSS_SERVICE_BINARY_IN_PROCESS=true), thread (LOSS_SERVICE_EXECUTOR=thread); the first "
                          "is the one JSON is compared with (default process,in-process,thread)")
-    ap.add_argument("--server", choices=sorted(SERVERS), default="uvicorn",
+    ap.add_argument("--server", choices=sorted(set(SERVERS) - {"raw"}), default="uvicorn",
                     help="binary run: the ASGI server of the echo floor and the binary rows' services (default "
                          "uvicorn; granian and hypercorn are separate installs; hypercorn runs only the thread "
                          "executor: its worker is a daemonic process, which cannot start the worker processes)")
@@ -708,10 +719,12 @@ def binary_run(args, server_env: dict[str, str], json_client: Any, service: Serv
             binary_clients[key] = stack.enter_context(contextlib.closing(
                 BinaryClient(server.port, label=f"{label}, {args.server}")))
         echo_client = stack.enter_context(contextlib.closing(BinaryClient(echo.port)))
+        raw = stack.enter_context(Server("bench.raw_echo", server="raw"))
+        raw_client = stack.enter_context(contextlib.closing(BinaryClient(raw.port)))
         triton = None
         if args.triton:
             triton = stack.enter_context(contextlib.closing(TritonClient(service.port)))
-        return run_binary(args, json_client, binary_clients, echo_client, triton)
+        return run_binary(args, json_client, binary_clients, echo_client, raw_client, triton)
 
 
 def main(argv: list[str] | None = None) -> int:
