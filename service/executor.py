@@ -146,7 +146,7 @@ def _receive_exactly(raw: socket.socket, size: int) -> memoryview:
     while got < size:
         n = raw.recv_into(view[got:], size - got)
         if not n:
-            raise EOFError("the pipe closed in the middle of a body or a response")
+            raise EOFError("the worker's pipe closed in the middle of a response")
         got += n
     return view
 
@@ -236,16 +236,8 @@ def _worker_main(conn: Connection, setup: WorkerSetup) -> None:
             break
         kind, job, *rest = message
         if kind in ("prepare", "call"):
-            fn, shell, sizes = rest
-            # the bodies' bytes follow raw (see ProcessExecutor._write), read into one buffer each: Connection's
-            # recv_bytes reads a 16 MB body in ~200 KB os.read calls, each allocating and shrinking a buffer of
-            # the whole remainder, then joins them: 20-70 ms against 4-5 ms here (measured, a 16 MB OIP body).
-            # bytes() costs one copy (~1 ms) and keeps the codecs' input what the thread executor gives them:
-            # bytes, whose np.frombuffer views are read-only
-            try:
-                blobs = iter([bytes(_receive_exactly(raw, size)) for size in sizes])
-            except (EOFError, OSError):  # the server went away in the middle of a body
-                break
+            fn, shell, count = rest
+            blobs = iter([conn.recv_bytes() for _ in range(count)])
             rest = [fn, tuple(next(blobs) if a is _Blob else a for a in shell)]
         if kind == "prepare":
             parsing.submit(guarded, job, lambda job=job, rest=rest: prepare(job, *rest))
@@ -354,28 +346,24 @@ class ProcessExecutor:
 
     def _write(self, worker: _Worker) -> None:
         """Sends the worker its messages in order, here and never on the event loop. A message's bytes
-        arguments (request bodies) follow it unpickled and unframed (their sizes are in the message):
-        written from the body itself with ``sendall``, without a copy and with the GIL released."""
-        raw = _raw_socket(worker.conn)
-        try:
-            while True:
-                message = worker.outbox.get()
-                try:
-                    if message is not None and message[0] in ("prepare", "call"):
-                        kind, job, fn, args = message
-                        blobs = [a for a in args if isinstance(a, bytes)]
-                        shell = tuple(_Blob if isinstance(a, bytes) else a for a in args)
-                        worker.conn.send((kind, job, fn, shell, [len(blob) for blob in blobs]))
-                        for blob in blobs:
-                            raw.sendall(blob)
-                    else:
-                        worker.conn.send(message)
-                except (OSError, ValueError):  # the worker died: the reader fails its requests
-                    return
-                if message is None:
-                    return
-        finally:
-            raw.close()
+        arguments (request bodies) follow it unpickled: written from the body itself, without a copy
+        and with the GIL released."""
+        while True:
+            message = worker.outbox.get()
+            try:
+                if message is not None and message[0] in ("prepare", "call"):
+                    kind, job, fn, args = message
+                    blobs = [a for a in args if isinstance(a, bytes)]
+                    shell = tuple(_Blob if isinstance(a, bytes) else a for a in args)
+                    worker.conn.send((kind, job, fn, shell, len(blobs)))
+                    for blob in blobs:
+                        worker.conn.send_bytes(blob)
+                else:
+                    worker.conn.send(message)
+            except (OSError, ValueError):  # the worker died: the reader fails its requests
+                return
+            if message is None:
+                return
 
     def _read(self, worker: _Worker) -> None:
         raw = _raw_socket(worker.conn)
