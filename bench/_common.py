@@ -153,15 +153,44 @@ def _get(port: int, path: str, timeout: float) -> int:
         conn.close()
 
 
+def _uvicorn(app: str, port: int, keep_alive: int) -> list[str]:
+    return ["uvicorn", app, "--host", HOST, "--port", str(port), "--log-level", "warning", "--no-access-log",
+            "--timeout-keep-alive", str(keep_alive)]
+
+
+def _granian(app: str, port: int, keep_alive: int) -> list[str]:
+    # granian (Rust HTTP/1 parser and socket I/O, ASGI interface); keep-alive is on by default
+    return ["granian", "--interface", "asgi", "--host", HOST, "--port", str(port), "--workers", "1",
+            "--log-level", "warning", app]
+
+
+def _hypercorn(app: str, port: int, keep_alive: int) -> list[str]:
+    return ["hypercorn", "--bind", f"{HOST}:{port}", "--workers", "1", "--keep-alive", str(keep_alive),
+            "--log-level", "warning", app]
+
+
+def _raw(app: str, port: int, keep_alive: int) -> list[str]:
+    return [app, "--host", HOST, "--port", str(port)]  # a module of its own (bench.raw_echo), no ASGI app
+
+
+# other ASGI servers than uvicorn, for comparing the HTTP layer's cost (bench_http.py --server); installed
+# separately (not dependencies): pip install granian hypercorn. "raw": a plain socket server module.
+SERVERS = {"uvicorn": _uvicorn, "granian": _granian, "hypercorn": _hypercorn, "raw": _raw}
+
+
 class Server:
-    """A uvicorn child process serving ``app`` (``module:attribute``) on 127.0.0.1, one worker.
+    """A uvicorn (or ``server``: another ASGI server of SERVERS) child process serving ``app`` (``module:attribute``) on 127.0.0.1, one worker.
 
     Always use as a context manager: the process is terminated (then killed) on exit, whatever happens.
     """
 
     def __init__(self, app: str, *, env: dict[str, str] | None = None, health: str = "/healthz",
-                 start_timeout: float = 60.0, keep_alive: int = 300) -> None:
+                 start_timeout: float = 60.0, keep_alive: int = 300, server: str = "uvicorn",
+                 server_args: Sequence[str] = ()) -> None:
+        if server not in SERVERS:
+            raise ValueError(f"unknown ASGI server {server!r}; one of {sorted(SERVERS)}")
         self.app, self.health, self.start_timeout, self.keep_alive = app, health, start_timeout, keep_alive
+        self.server, self.server_args = server, tuple(server_args)
         self.env = dict(os.environ)
         for key in list(self.env):
             if key.startswith("LOSS_SERVICE_"):  # the service's defaults, not whatever this shell has set
@@ -189,8 +218,7 @@ class Server:
         self.stop()
         self.port = free_port()
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", HOST, "--port", str(self.port),
-               "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", str(self.keep_alive)]
+        cmd = [sys.executable, "-m", *SERVERS[self.server](self.app, self.port, self.keep_alive), *self.server_args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.start_timeout

@@ -21,8 +21,14 @@ the two servers): p50/p95 latency of each, with the in-process floor for referen
 
 The OIP binary run follows: a 2 x SIZE x SIZE float64 request with all outputs (loss, per_sample,
 gradient, hessian) as Triton binary tensors to ``/v2/models/mse/infer``, the same request as /v1 JSON,
-and the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``), interleaved; both HTTP
-answers are checked against the floor's bytes first. Targets (issue 12): binary >= 10x faster than
+the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``, with the service's runtime settings;
+beside it the same under glibc's default malloc, the earlier floor), its socket floor (``bench/raw_echo.py``: the
+same bytes over loopback with no ASGI server) and its HTTP echo floor (``bench/echo_app.py`` under the same
+uvicorn command: the same body read, as many bytes answered, nothing computed; binary / echo floor is the
+service's own cost beyond HTTP's), a binary row per service configuration (``--binary-executors``: process,
+LOSS_SERVICE_BINARY_IN_PROCESS, thread) and tritonclient.http's own client (``--no-triton`` to skip), all
+interleaved; every HTTP answer is checked against the floor's bytes first. ``--server granian`` (or hypercorn)
+serves the echo floor and the binary rows' services with another ASGI server. Targets (issue 12): binary >= 10x faster than
 JSON end to end, binary within 1.5x of its floor (``--only-binary`` runs just this).
 
 Prints Markdown tables and writes the raw samples to ``bench/results/http-*.json`` (gitignored).
@@ -37,6 +43,7 @@ separate client process, first on an idle server, then while ``--load`` (default
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import subprocess
@@ -53,6 +60,7 @@ import orjson
 
 from bench._common import (
     CLIENTS,
+    SERVERS,
     HttpClient,
     Server,
     describe_git,
@@ -72,6 +80,12 @@ PACKAGES = ("fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "uvl
             "httpx")
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # service defaults (service/config.py); raised only if --size needs it
 DEFAULT_MAX_ELEMENTS = 5_000_000
+# the binary run's service configurations (--binary-executors): their settings and how the table names them
+BINARY_SERVICES = {
+    "process": ({}, "process executor"),  # the defaults
+    "in-process": ({"LOSS_SERVICE_BINARY_IN_PROCESS": "true"}, "process executor, LOSS_SERVICE_BINARY_IN_PROCESS=true"),
+    "thread": ({"LOSS_SERVICE_EXECUTOR": "thread"}, "thread executor"),
+}
 
 
 # --- payloads and the floor -------------------------------------------------------------------------
@@ -226,7 +240,6 @@ def run_small(args, clients: dict[str, Any]) -> dict[str, Any]:
 
 # --- the OIP binary run ---------------------------------------------------------------------------------
 
-BINARY_PATHS = ("floor", "binary", "json")
 ALL_OUTPUTS = ["loss", "per_sample", "gradient", "hessian"]
 
 
@@ -254,9 +267,11 @@ def binary_floor_once(loss_name: str, body: bytes, header_length: int, shape: tu
 class BinaryClient:
     """One keep-alive http.client connection posting OIP binary requests (the header length in its header)."""
 
-    def __init__(self, port: int, timeout: float = 600.0) -> None:
+    def __init__(self, port: int, timeout: float = 600.0, label: str = "") -> None:
         import http.client
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.label = label  # how the report names the server behind it
+        self.last_received: str | None = None
 
     def post(self, path: str, body: bytes, header_length: int) -> tuple[int, int, bytes, float]:
         t0 = time.perf_counter()
@@ -264,17 +279,86 @@ class BinaryClient:
                                                             "Inference-Header-Content-Length": str(header_length)})
         resp = self.conn.getresponse()
         data = resp.read()
+        seconds = time.perf_counter() - t0
         length = int(resp.getheader("Inference-Header-Content-Length") or len(data))
-        return resp.status, length, data, time.perf_counter() - t0
+        self.last_received = resp.getheader("X-Echo-Received")  # the echo floor's count of the body it read
+        return resp.status, length, data, seconds
 
     def close(self) -> None:
         self.conn.close()
 
 
-def run_binary(args, json_client: Any, binary_client: BinaryClient) -> dict[str, Any]:
-    """A 2 x SIZE x SIZE float64 mse request with all outputs: OIP binary, /v1 JSON and the binary floor,
-    interleaved; the outputs of both HTTP paths are checked bit for bit against the floor first."""
+def service_runtime() -> None:
+    """This process's runtime as the service's (service.app.create_app, default settings): glibc keeps freed
+    large blocks, BLAS and OpenMP on one thread each, the default vector math. Without it the binary floor paid
+    page faults the service does not (every 16 MB output a fresh mmap) and measured slower than the service
+    over HTTP. Applied from the binary run on (process-wide): the JSON runs before it keep their floor as it was."""
+    from service.config import Settings
+    from service.engine import vecmath
+    from service.runtime import limit_math_threads, reuse_freed_memory
+
+    settings = Settings()
+    if settings.reuse_memory:
+        reuse_freed_memory()
+    vecmath.use(settings.vector_math)
+    limit_math_threads(settings.blas_threads)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (service/runtime.py)
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # both parameters' defaults
+
+
+@contextlib.contextmanager
+def glibc_default_malloc():
+    """glibc's default large-block policy for the duration (every block over 128 KiB a fresh mmap), as the
+    earlier binary floor ran: its row beside the floor under the service's settings, for comparison."""
+    from service.runtime import _libc
+    libc = _libc()
+    libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+    libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+    try:
+        yield
+    finally:
+        service_runtime()
+
+
+class TritonClient:
+    """tritonclient's own ``InferenceServerClient`` (geventhttpclient underneath), binary inputs and outputs: what
+    a Triton user's code does, NumPy arrays in (``set_data_from_numpy``) and out (``as_numpy``), timed whole."""
+
+    def __init__(self, port: int) -> None:
+        import tritonclient.http as triton
+        self.triton = triton
+        self.client = triton.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=600.0,
+                                                   connection_timeout=600.0)
+
+    def infer(self, model: str, arrays: dict[str, np.ndarray], outputs: list[str]) -> tuple[float, bytes]:
+        t0 = time.perf_counter()
+        inputs = []
+        for name, value in arrays.items():
+            tensor = self.triton.InferInput(name, list(value.shape), "FP64")
+            tensor.set_data_from_numpy(value, binary_data=True)
+            inputs.append(tensor)
+        result = self.client.infer(model, inputs, outputs=[self.triton.InferRequestedOutput(n, binary_data=True)
+                                                           for n in outputs])
+        got = [result.as_numpy(n) for n in outputs]
+        seconds = time.perf_counter() - t0
+        return seconds, b"".join(np.ascontiguousarray(a).tobytes() for a in got)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], echo_client: BinaryClient,
+               raw_client: BinaryClient, triton_client: TritonClient | None = None) -> dict[str, Any]:
+    """A 2 x SIZE x SIZE float64 mse request with all outputs: OIP binary (one row per client of
+    ``binary_clients``: a service per executor), /v1 JSON, the binary floor and the HTTP echo floor
+    (bench/echo_app.py: the same body in, a body of the binary response's size out, nothing computed), and
+    tritonclient's own client if given, interleaved; every HTTP path's outputs are checked bit for bit against
+    the floor first."""
     loss_name, outputs, shape = "mean_squared_error", ALL_OUTPUTS, (args.size, args.size)
+    model = f"/v2/models/{loss_name}/infer"
+    service_runtime()
     rng = np.random.Generator(np.random.PCG64(args.seed))
     arrays = get_loss(loss_name).sample(rng, shape, {})
     y_true, y_pred = (np.ascontiguousarray(arrays[k], dtype=np.float64) for k in ("y_true", "y_pred"))
@@ -284,56 +368,107 @@ def run_binary(args, json_client: Any, binary_client: BinaryClient) -> dict[str,
     print(f"\n## OIP binary: {loss_name} 2 x {shape[0]} x {shape[1]} float64, all outputs; binary request "
           f"{len(binary_body) / 1e6:.1f} MB, JSON request {len(json_body) / 1e6:.1f} MB", flush=True)
     _, floor_out = binary_floor_once(loss_name, binary_body, header_length, shape, outputs)
-    status, length, data, _ = binary_client.post(f"/v2/models/{loss_name}/infer", binary_body, header_length)
-    if status != 200 or data[length:] != floor_out:
-        raise RuntimeError(f"OIP binary answered {status}, outputs equal to the floor: {data[length:] == floor_out}")
+    response_bytes = 0
+    for key, client in binary_clients.items():
+        status, length, data, _ = client.post(model, binary_body, header_length)
+        if status != 200 or data[length:] != floor_out:
+            raise RuntimeError(f"{key} answered {status}, outputs equal to the floor: {data[length:] == floor_out}")
+        response_bytes = len(data)
+    echo_path = f"/echo?bytes={response_bytes}"  # the echo floor answers as many bytes as the service does
+    status, _, echoed, _ = echo_client.post(echo_path, binary_body, header_length)
+    if status != 200 or len(echoed) != response_bytes or echo_client.last_received != str(len(binary_body)):
+        raise RuntimeError(f"the echo floor answered {status}, {len(echoed)} bytes of {response_bytes}, having "
+                           f"received {echo_client.last_received} of {len(binary_body)}")
+    status, _, echoed, _ = raw_client.post(echo_path, binary_body, header_length)
+    if status != 200 or len(echoed) != response_bytes:
+        raise RuntimeError(f"the socket floor answered {status}, {len(echoed)} bytes of {response_bytes}")
+    del echoed
+    if triton_client is not None and triton_client.infer(loss_name, {"y_true": y_true, "y_pred": y_pred},
+                                                         outputs)[1] != floor_out:
+        raise RuntimeError("tritonclient's outputs differ from the floor")
     status, data, _ = json_client.post(f"/v1/losses/{loss_name}", json_body)
     got = orjson.loads(data)
     if status != 200 or b"".join(np.asarray(got[n], dtype=np.float64).tobytes() for n in outputs) != floor_out:
         raise RuntimeError(f"/v1 JSON answered {status} with outputs different from the floor")
-    sizes = {"binary": (len(binary_body), len(data)), "json": (len(json_body), len(data))}
-    samples: dict[str, list[float]] = {p: [] for p in BINARY_PATHS}
+    sizes = {"json": (len(json_body), len(data)), "echo": (len(binary_body), response_bytes),
+             "socket": (len(binary_body), response_bytes),
+             **{key: (len(binary_body), response_bytes) for key in binary_clients}}
+    del data, got
+
+    def timed(which: str) -> float:
+        if which == "floor":
+            return binary_floor_once(loss_name, binary_body, header_length, shape, outputs)[0]
+        if which == "floor-default-malloc":
+            with glibc_default_malloc():
+                return binary_floor_once(loss_name, binary_body, header_length, shape, outputs)[0]
+        if which == "triton":
+            return triton_client.infer(loss_name, {"y_true": y_true, "y_pred": y_pred}, outputs)[0]
+        if which == "json":
+            status, out, seconds = json_client.post(f"/v1/losses/{loss_name}", json_body)
+        else:
+            client = {"echo": echo_client, "socket": raw_client}.get(which) or binary_clients[which]
+            status, _, out, seconds = client.post(model if which in binary_clients else echo_path, binary_body,
+                                                  header_length)
+        if status != 200:
+            raise RuntimeError(f"{which} answered {status}")
+        return seconds
+
+    paths = ("floor", "floor-default-malloc", "socket", "echo", *binary_clients, *(("triton",) if triton_client is not None else ()), "json")
+    if triton_client is not None:
+        sizes["triton"] = (len(binary_body), response_bytes)
+    samples: dict[str, list[float]] = {p: [] for p in paths}
     for r in range(args.warmup + args.rounds):
-        order = BINARY_PATHS[r % 3:] + BINARY_PATHS[:r % 3]
+        k = r % len(paths)
+        order = paths[k:] + paths[:k]  # rotate so no path always runs first/after another
         line = []
         for which in order:
             gc.collect()
-            if which == "floor":
-                seconds = binary_floor_once(loss_name, binary_body, header_length, shape, outputs)[0]
-            elif which == "binary":
-                status, _, out, seconds = binary_client.post(f"/v2/models/{loss_name}/infer", binary_body,
-                                                             header_length)
-                sizes["binary"] = (len(binary_body), len(out))
-            else:
-                status, out, seconds = json_client.post(f"/v1/losses/{loss_name}", json_body)
-                sizes["json"] = (len(json_body), len(out))
-            if which != "floor" and status != 200:
-                raise RuntimeError(f"{which} answered {status}")
+            seconds = timed(which)
             if r >= args.warmup:
                 samples[which].append(seconds)
             line.append(f"{which} {seconds * 1e3:.0f}")
         tag = "warm-up" if r < args.warmup else f"round {r - args.warmup + 1}/{args.rounds}"
         print(f"  {tag:>12}: " + ", ".join(line) + " ms", flush=True)
-    stats = {p: summarize(samples[p]) for p in BINARY_PATHS}
+    stats = {p: summarize(samples[p]) for p in paths}
+    floor, echo = stats["floor"]["median_ms"], stats["echo"]["median_ms"]
     ratios = {"json_over_binary": stats["json"]["median_ms"] / stats["binary"]["median_ms"],
-              "binary_over_floor": stats["binary"]["median_ms"] / stats["floor"]["median_ms"]}
-    return {"loss": loss_name, "shape": list(shape), "outputs": outputs, "sizes": sizes, "samples_s": samples,
-            "stats": stats, "ratios": ratios, "verified": "both HTTP paths' outputs equal the floor's bytes"}
+              "echo_over_floor": echo / floor, "socket_over_floor": stats["socket"]["median_ms"] / floor, "floor_default_malloc_over_floor": stats["floor-default-malloc"][
+                  "median_ms"] / floor}
+    for p in paths:
+        if p.startswith("binary") or p == "triton":
+            ratios[f"{p}_over_floor"] = stats[p]["median_ms"] / floor
+            ratios[f"{p}_over_echo"] = stats[p]["median_ms"] / echo
+    return {"loss": loss_name, "shape": list(shape), "outputs": outputs, "paths": list(paths), "sizes": sizes,
+            "samples_s": samples, "stats": stats, "ratios": ratios,
+            "labels": {k: c.label for k, c in binary_clients.items()},
+            "verified": "every HTTP path's outputs equal the floor's bytes"}
 
 
-def binary_report(res: dict) -> str:
+def binary_report(res: dict, env: dict | None = None) -> str:
     s, r = res["stats"], res["ratios"]
-    lines = [f"OIP binary vs /v1 JSON ({res['loss']} 2 x {res['shape'][0]}x{res['shape'][1]} float64, outputs "
-             f"{', '.join(res['outputs'])}; medians of {s['floor']['n']} interleaved rounds):", "",
-             "| path | request | response | median | p90 | ratio |", "|---|---|---|---|---|---|"]
-    rows = (("floor (in-process: np.frombuffer, compute, tobytes)", None, "1.00x"),
-            ("OIP binary (`/v2/models/mse/infer`)", "binary",
-             f"**{r['binary_over_floor']:.2f}x** floor ({verdict(r['binary_over_floor'] <= 1.5)} <= 1.5x)"),
-            ("/v1 JSON (`/v1/losses/mse`)", "json",
-             f"**{r['json_over_binary']:.1f}x** binary ({verdict(r['json_over_binary'] >= 10)} >= 10x)"))
-    for name, key, ratio in rows:
-        req, resp = (f"{res['sizes'][key][0] / 1e6:.1f} MB", f"{res['sizes'][key][1] / 1e6:.1f} MB") if key else ("", "")
-        p = key or "floor"
+    head = (f"OIP binary vs /v1 JSON ({res['loss']} 2 x {res['shape'][0]}x{res['shape'][1]} float64, outputs "
+            f"{', '.join(res['outputs'])}; medians of {s['floor']['n']} interleaved rounds")
+    if env is not None:
+        head += f"; load average {env['load_start']} at start, {env['load_end']} at end; {describe_git(env)}"
+    lines = [head + "):", "", "| path | request | response | median | p90 | ratio |", "|---|---|---|---|---|---|"]
+    rows = [("floor (in-process: np.frombuffer, compute, tobytes; the service's runtime settings)", "floor", "1.00x"),
+            ("floor with glibc's default malloc (every large block a fresh mmap: the earlier floor)",
+             "floor-default-malloc", f"{r['floor_default_malloc_over_floor']:.2f}x floor"),
+            ("socket floor (`bench/raw_echo.py`: the same exchange, recv_into and one sendall, no ASGI server)",
+             "socket", f"{r['socket_over_floor']:.2f}x floor"),
+            ("HTTP echo floor (`bench/echo_app.py`: body in, as many bytes out, nothing computed)", "echo",
+             f"{r['echo_over_floor']:.2f}x floor")]
+    for p in res["paths"]:
+        if p.startswith("binary") or p == "triton":
+            name = (f"OIP binary (`/v2/models/mse/infer`, {res['labels'][p]})" if p != "triton"
+                    else "OIP binary via tritonclient.http (NumPy in and out)")
+            rows.append((name, p, f"**{r[p + '_over_floor']:.2f}x** floor ({verdict(r[p + '_over_floor'] <= 1.5)} "
+                                  f"<= 1.5x); **{r[p + '_over_echo']:.2f}x** echo floor"))
+    rows.append(("/v1 JSON (`/v1/losses/mse`)", "json",
+                 f"**{r['json_over_binary']:.1f}x** binary ({verdict(r['json_over_binary'] >= 10)} >= 10x)"))
+    for name, p, ratio in rows:
+        req, resp = (f"{res['sizes'][p][0] / 1e6:.1f} MB", f"{res['sizes'][p][1] / 1e6:.1f} MB") \
+            if not p.startswith("floor") else ("", "")
         lines.append(f"| {name} | {req} | {resp} | {fmt_ms(s[p]['median_ms'])} ms | {fmt_ms(s[p]['p90_ms'])} ms "
                      f"| {ratio} |")
     text = "\n".join(lines)
@@ -528,6 +663,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-small", action="store_true", help="skip the small-payload run")
     ap.add_argument("--no-binary", action="store_true", help="skip the OIP binary run")
     ap.add_argument("--only-binary", action="store_true", help="only the OIP binary run (no idiomatic app)")
+    ap.add_argument("--binary-executors", default="process,in-process,thread",
+                    help="binary run: a service per configuration, a row each: process (the defaults), in-process "
+                         "(LOSS_SERVICE_BINARY_IN_PROCESS=true), thread (LOSS_SERVICE_EXECUTOR=thread); the first "
+                         "is the one JSON is compared with (default process,in-process,thread)")
+    ap.add_argument("--server", choices=sorted(set(SERVERS) - {"raw"}), default="uvicorn",
+                    help="binary run: the ASGI server of the echo floor and the binary rows' services (default "
+                         "uvicorn; granian and hypercorn are separate installs; hypercorn runs only the thread "
+                         "executor: its worker is a daemonic process, which cannot start the worker processes)")
+    ap.add_argument("--triton", action=argparse.BooleanOptionalAction, default=True,
+                    help="binary run: a row timing tritonclient.http's own client (default on)")
     ap.add_argument("--healthz", action="store_true", help="measure /healthz under large requests instead (issue 12)")
     ap.add_argument("--executors", default="thread,process", help="--healthz: LOSS_SERVICE_EXECUTOR values to compare")
     ap.add_argument("--load", type=int, default=4, help="--healthz: large requests running at once (default 4)")
@@ -535,6 +680,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--interval", type=float, default=0.02, help="--healthz: polling interval in s (default 0.02)")
     args = ap.parse_args(argv)
     args.executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    args.binary_executors = [e.strip() for e in args.binary_executors.split(",") if e.strip()]
+    if not args.binary_executors or not set(args.binary_executors) <= set(BINARY_SERVICES):
+        ap.error(f"--binary-executors: a comma-separated list of {', '.join(BINARY_SERVICES)}")
     args.losses = [name.strip() for name in args.losses.split(",") if name.strip()]
     if args.rounds < 1 or args.warmup < 1 or args.size < 1 or args.small_requests < 1 or args.small_warmup < 0:
         ap.error("--rounds, --warmup, --size and --small-requests must be >= 1")
@@ -552,6 +700,31 @@ def healthz_main(args) -> int:
     path = write_results("healthz", {"environment": env, "args": vars(args), "result": res, "table_markdown": table})
     print(f"\nraw results: {relpath(path)}")
     return 0
+
+
+def binary_run(args, server_env: dict[str, str], json_client: Any, service: Server) -> dict[str, Any]:
+    """The binary run's servers and clients: the echo floor, and one service per ``--binary-executors`` entry
+    (the first, keyed ``binary``, is the one /v1 JSON is compared with), all under ``--server``."""
+    with contextlib.ExitStack() as stack:
+        def serve(app: str, env: dict[str, str]) -> Server:
+            if args.server == "uvicorn" and app == "service.app:app" and env == server_env:
+                return service  # the default service already running
+            return stack.enter_context(Server(app, env=env, server=args.server))
+        echo = serve("bench.echo_app:app", {})
+        binary_clients: dict[str, BinaryClient] = {}
+        for i, name in enumerate(args.binary_executors):
+            settings, label = BINARY_SERVICES[name]
+            server = serve("service.app:app", {**server_env, **settings})
+            key = "binary" if i == 0 else f"binary-{name}"
+            binary_clients[key] = stack.enter_context(contextlib.closing(
+                BinaryClient(server.port, label=f"{label}, {args.server}")))
+        echo_client = stack.enter_context(contextlib.closing(BinaryClient(echo.port)))
+        raw = stack.enter_context(Server("bench.raw_echo", server="raw"))
+        raw_client = stack.enter_context(contextlib.closing(BinaryClient(raw.port)))
+        triton = None
+        if args.triton:
+            triton = stack.enter_context(contextlib.closing(TritonClient(service.port)))
+        return run_binary(args, json_client, binary_clients, echo_client, raw_client, triton)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -586,11 +759,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_small and not args.only_binary:
                 small = run_small(args, clients)
             if not args.no_binary:
-                binary_client = BinaryClient(service.port)
-                try:
-                    binary = run_binary(args, clients["service"], binary_client)
-                finally:
-                    binary_client.close()
+                binary = binary_run(args, server_env, clients["service"], service)
             env["server_peak_rss_mb"] = {"service": service.rss_mb(), "idiomatic": idiomatic.rss_mb()}
             env["client_retries"] = {k: c.retries for k, c in clients.items()}
         finally:
@@ -598,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
                 c.close()
     env["load_end"] = loadavg()
     table = print_report(env, args, large, small, client_cls.name) if large else ""
-    binary_table = binary_report(binary) if binary else ""
+    binary_table = binary_report(binary, env) if binary else ""
     path = write_results("http", {"environment": env, "args": vars(args), "client": client_cls.name,
                                   "large": large, "small": small, "binary": binary, "table_markdown": table,
                                   "binary_table_markdown": binary_table})

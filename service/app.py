@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain()  # SIGTERM starts it: readiness turns false before the listener closes
     app.state.limits = Limits.from_settings(settings)
     app.state.admission = Admission(threads=settings.max_concurrency, work_budget=settings.work_budget,
-                                    max_queue=settings.max_queue, executor=executor)
+                                    max_queue=settings.max_queue, executor=executor,
+                                    in_process=settings.binary_in_process)
     metrics = ops.Metrics()
     app.state.metrics = metrics
 

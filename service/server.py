@@ -85,6 +85,8 @@ def memory_bound(settings: Settings) -> dict[str, int]:
         "parsing": settings.max_concurrency * PARSE_FACTOR * settings.max_body_bytes,
         "queued inputs": settings.max_queue * QUEUED_BYTES_PER_ELEMENT * settings.max_elements,
     }
+    if processes and settings.binary_in_process:  # binary bodies decoded in this process's threads as well
+        terms["binary in process"] = settings.max_concurrency * settings.max_body_bytes
     if processes:
         terms["pipe copies"] = (settings.max_concurrency * 2 * settings.max_body_bytes
                                 + settings.work_budget * RESPONSE_BYTES_PER_WORK)

@@ -5,6 +5,7 @@ while a worker holds its GIL, and no process left behind."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pickle
 import re
@@ -82,6 +83,13 @@ def holds_the_gil(folder: str) -> Plan:
     return Plan(1, run)
 
 
+def digests(first: bytes, label: str, second: bytes) -> Plan:
+    """A plan answering what arrived: each argument's type, length and SHA-256, and the label between them."""
+    import hashlib
+    seen = [f"{type(a).__name__}:{len(a)}:{hashlib.sha256(a).hexdigest()}" for a in (first, second)]
+    return Plan(1, lambda: f"{seen[0]}|{label}|{seen[1]}".encode())
+
+
 @pytest.fixture
 async def process_executor():
     executor = ProcessExecutor(2, SETUP)
@@ -143,6 +151,25 @@ async def test_a_large_response_arrives_whole(executor):
     assert r.status_code == 200
     expected = compute("mean_squared_error", y, y * 0.5, outputs=("gradient",)).gradient
     np.testing.assert_array_equal(np.asarray(r.json()["gradient"]), expected)  # float64 JSON round-trips exactly
+
+
+async def test_large_bodies_arrive_in_the_worker_whole_as_bytes_in_their_places(process_executor):
+    # bodies far larger than the pipe's buffer, several to a message and two messages at once: each must arrive
+    # whole, as bytes, in its own argument, with the non-bytes argument between them untouched
+    rng = np.random.default_rng(5)
+    bodies = [rng.bytes(n) for n in (9_000_001, 3, 0, 6_500_000)]
+
+    def expected(first: bytes, label: str, second: bytes) -> bytes:
+        import hashlib
+        seen = [f"bytes:{len(a)}:{hashlib.sha256(a).hexdigest()}" for a in (first, second)]
+        return f"{seen[0]}|{label}|{seen[1]}".encode()
+
+    async def one(first: bytes, label: str, second: bytes) -> bytes:
+        prepared = await process_executor.prepare(digests, first, label, second)
+        return bytes(await process_executor.run(prepared))
+
+    got = await asyncio.gather(one(bodies[0], "a", bodies[1]), one(bodies[2], "b", bodies[3]))
+    assert got == [expected(bodies[0], "a", bodies[1]), expected(bodies[2], "b", bodies[3])]
 
 
 # --- admission across the process boundary ------------------------------------------------------------------
@@ -292,3 +319,57 @@ async def test_a_second_event_loop_is_refused_not_left_waiting():
         assert "event loop that started it" in str(errors[0])
     finally:
         await executor.aclose()
+
+
+# --- LOSS_SERVICE_BINARY_IN_PROCESS -------------------------------------------------------------------------
+
+def _binary_infer(rng: np.random.Generator) -> tuple[bytes, dict[str, str]]:
+    """An OIP binary request (Triton's framing): mse on 2 x 300 x 200 float64, every output binary."""
+    y_true, y_pred = rng.normal(size=(300, 200)), rng.normal(size=(300, 200))
+    header = json.dumps({
+        "inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP64", "parameters": {"binary_data_size": a.nbytes}}
+                   for n, a in (("y_true", y_true), ("y_pred", y_pred))],
+        "outputs": [{"name": n, "parameters": {"binary_data": True}}
+                    for n in ("loss", "per_sample", "gradient", "hessian")]}).encode()
+    return header + y_true.tobytes() + y_pred.tobytes(), {"content-type": "application/octet-stream",
+                                                          "inference-header-content-length": str(len(header))}
+
+
+async def test_binary_in_process_answers_what_the_workers_answer_and_keeps_json_in_them():
+    body, headers = _binary_infer(np.random.default_rng(11))
+    tensors = {"inputs": [{"name": n, "shape": [2], "datatype": "FP64", "data": [0.5, 1.5]}
+                          for n in ("y_true", "y_pred")]}
+    answers = {}
+    for in_process in (False, True):
+        async with executor_client("process", binary_in_process=in_process) as client:
+            admission = client._transport.app.state.admission
+            assert (admission.local is admission.executor) is not in_process
+            where: list[str] = []
+
+            def record(executor, name: str) -> None:
+                original = executor.prepare
+
+                async def recording(fn, *args):
+                    where.append(name)
+                    return await original(fn, *args)
+                executor.prepare = recording
+            record(admission.executor, "workers")
+            if in_process:
+                record(admission.local, "local")
+            binary = await client.post("/v2/models/mse/infer", content=body, headers=headers)
+            plain = await client.post("/v2/models/mse/infer", json=tensors)
+            assert binary.status_code == plain.status_code == 200, (binary.content[:300], plain.content[:300])
+            assert where == (["local", "workers"] if in_process else ["workers", "workers"]), where
+            answers[in_process] = (binary.headers["inference-header-content-length"], binary.content, plain.content)
+    assert answers[True] == answers[False]  # byte for byte: header, every output, and the JSON path's answer
+
+
+def test_binary_in_process_adds_its_bodies_to_the_memory_bound_only_with_worker_processes():
+    from service.config import Settings
+    from service.server import memory_bound
+
+    for executor in ("process", "thread"):
+        plain, opted = memory_bound(Settings(executor=executor)), memory_bound(Settings(executor=executor,
+                                                                                       binary_in_process=True))
+        extra = opted["total"] - plain["total"]
+        assert extra == (Settings().max_concurrency * Settings().max_body_bytes if executor == "process" else 0)

@@ -106,28 +106,35 @@ class Admission:
     event loop (``threads`` worker threads for parsing plus as many for computing unless ``executor``
     says otherwise)."""
 
-    def __init__(self, *, threads: int, work_budget: int, max_queue: int, executor: Any = None) -> None:
+    def __init__(self, *, threads: int, work_budget: int, max_queue: int, executor: Any = None,
+                 in_process: bool = False) -> None:
         self.budget = WorkBudget(work_budget)
         self.max_queue = max_queue
         self.executor = executor or ThreadExecutor(threads)
+        # LOSS_SERVICE_BINARY_IN_PROCESS: threads of this process for the requests run with in_process=True,
+        # beside the process executor and under the same budget and queue
+        self.local = ThreadExecutor(threads) if in_process and self.executor.kind != "thread" else self.executor
 
     @property
     def full(self) -> bool:
         """No room left to wait: a request that does not fit at once is shed."""
         return self.budget.waiting >= self.max_queue
 
-    async def run(self, request: Any, fn: Callable[..., Any], *args: Any) -> bytes | memoryview:
+    async def run(self, request: Any, fn: Callable[..., Any], *args: Any,
+                  in_process: bool = False) -> bytes | memoryview:
         """``fn(*args)`` (a pipeline function returning a ``Plan``) in the executor, then its plan once
-        the budget has room. ``request`` is the Starlette request: its ``receive`` tells when the
-        client hangs up. The response body is bytes-like: ``bytes``, or a ``memoryview`` of the buffer
+        the budget has room (``in_process``: in threads of this process if LOSS_SERVICE_BINARY_IN_PROCESS
+        asked for it, else in the executor). ``request`` is the Starlette request: its ``receive`` tells
+        when the client hangs up. The response body is bytes-like: ``bytes``, or a ``memoryview`` of the buffer
         it was read into from a worker process (Starlette's ``Response`` sends either as it is)."""
         if self.full:  # it would have to wait behind the queue (first come, first served): shed it now
             raise QueueFull(self.max_queue)
+        executor = self.local if in_process else self.executor
         gone = asyncio.Event()
         watcher = asyncio.ensure_future(_wait_for_disconnect(request.receive, gone))
         plan: Prepared | None = None
         try:
-            plan = await self.executor.prepare(fn, *args)
+            plan = await executor.prepare(fn, *args)
             if plan.work > self.budget.capacity:  # callers refuse this first, naming the field; a safety net
                 raise LimitExceeded(f"The request's work of {plan.work:,} can never fit in the work budget of "
                                     f"{self.budget.capacity:,} (LOSS_SERVICE_WORK_BUDGET).", ("body",))
@@ -136,17 +143,17 @@ class Admission:
             admitted = not gone.is_set() and await self._admit(plan.work, gone)
         except BaseException:
             if plan is not None:
-                self.executor.discard(plan)
+                executor.discard(plan)
             raise
         finally:
             watcher.cancel()
         if not admitted:
-            self.executor.discard(plan)
+            executor.discard(plan)
             log.warning("dropped %s %s (declared work %d): the client disconnected while it was queued",
                         request.method, request.url.path, plan.work)
             raise ClientGone()
         try:
-            return await self.executor.run(plan)
+            return await executor.run(plan)
         finally:
             self.budget.release(plan.work)
 

@@ -79,8 +79,10 @@ async def infer(request: Request, loss: str = ModelName) -> Response:
     as `application/octet-stream` with `Inference-Header-Content-Length`."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout, ("application/octet-stream",))
-    answer = await request.app.state.admission.run(request, oip.infer_response, loss, body,
-                                                   request.headers.get(oip.HEADER_LENGTH), request.app.state.limits)
+    header_length = request.headers.get(oip.HEADER_LENGTH)
+    # binary tensors (a header length) may stay in this process (LOSS_SERVICE_BINARY_IN_PROCESS): no JSON parse
+    answer = await request.app.state.admission.run(request, oip.infer_response, loss, body, header_length,
+                                                   request.app.state.limits, in_process=header_length is not None)
     if isinstance(answer, tuple):
         body, header_length = answer
         return Response(body, media_type="application/octet-stream", headers={oip.HEADER_LENGTH: str(header_length)})
