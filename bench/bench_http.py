@@ -511,18 +511,23 @@ def poll_in_child(port: int, seconds: float, interval: float) -> list[float]:
 class Load:
     """``n`` client threads, each posting ``body`` back to back on its own connection until stopped."""
 
-    def __init__(self, port: int, path: str, body: bytes, n: int) -> None:
+    def __init__(self, port: int, path: str, body: bytes, n: int, header_length: int | None = None) -> None:
         self.port, self.path, self.body = port, path, body
+        self.header_length = header_length  # an OIP binary body: its JSON header's length (None: JSON)
         self.statuses: list[int] = []
         self.seconds: list[float] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(n)]
 
     def _loop(self) -> None:
-        client = HttpClient(self.port)
+        binary = self.header_length is not None
+        client = BinaryClient(self.port) if binary else HttpClient(self.port)
         try:
             while not self._stop.is_set():
-                status, _, seconds = client.post(self.path, self.body)
+                if binary:
+                    status, _, _, seconds = client.post(self.path, self.body, self.header_length)
+                else:
+                    status, _, seconds = client.post(self.path, self.body)
                 self.statuses.append(status)
                 self.seconds.append(seconds)
         finally:
@@ -542,20 +547,26 @@ class Load:
 def run_healthz(args) -> dict[str, Any]:
     loss_name = "mean_squared_error"
     outputs = ["loss", "per_sample", "gradient", "hessian"]
-    body = make_body(loss_name, (1000, 1000), args.seed, outputs)
-    path = f"/v1/losses/{loss_name}"
+    header_length = None
+    if args.binary_load:  # OIP binary requests, one service per --binary-executors configuration
+        rng = np.random.default_rng(args.seed)
+        body, header_length = make_binary_body(rng.standard_normal((1000, 1000)), rng.standard_normal((1000, 1000)),
+                                               outputs)
+        path, configs = "/v2/models/mse/infer", {c: BINARY_SERVICES[c][0] for c in args.binary_executors}
+    else:
+        body = make_body(loss_name, (1000, 1000), args.seed, outputs)
+        path, configs = f"/v1/losses/{loss_name}", {e: {"LOSS_SERVICE_EXECUTOR": e} for e in args.executors}
     print(f"## /healthz under load: {args.load} x {loss_name} 2 x 1,000,000 float64 ({len(body) / 1e6:.1f} MB, "
-          f"all outputs), polled every {args.interval * 1e3:.0f} ms for {args.seconds:.0f} s", flush=True)
+          f"all outputs, {'OIP binary' if header_length else 'JSON'}), polled every {args.interval * 1e3:.0f} ms for "
+          f"{args.seconds:.0f} s", flush=True)
     results = []
-    for executor in args.executors:
-        with Server("service.app:app", env={"LOSS_SERVICE_EXECUTOR": executor}) as server:
-            warm = HttpClient(server.port)
-            status, out, seconds = warm.post(path, body)
-            warm.close()
+    for executor, server_env in configs.items():
+        with Server("service.app:app", env=server_env) as server:
+            status = _one_request(server.port, path, body, header_length)
             if status != 200:
-                raise RuntimeError(f"the large request answered {status}: {out[:300]!r}")
+                raise RuntimeError(f"the large request answered {status}")
             idle = poll_in_child(server.port, args.seconds, args.interval)
-            with Load(server.port, path, body, args.load) as load:
+            with Load(server.port, path, body, args.load, header_length) as load:
                 time.sleep(2.0)  # every load thread has its request in flight
                 loaded = poll_in_child(server.port, args.seconds, args.interval)
             bad = [s for s in load.statuses if s != 200]
@@ -571,11 +582,22 @@ def run_healthz(args) -> dict[str, Any]:
               f"p50 {row['loaded']['median_ms']:.1f} p99 {row['loaded_p99_ms']:.1f} max {row['loaded']['max_ms']:.0f} ms; "
               f"{row['large_requests']} large requests done", flush=True)
         results.append(row)
-    return {"loss": loss_name, "request_bytes": len(body), "load": args.load, "rows": results}
+    return {"loss": loss_name, "request_bytes": len(body), "load": args.load, "rows": results,
+            "transport": "OIP binary" if header_length else "JSON"}
+
+
+def _one_request(port: int, path: str, body: bytes, header_length: int | None) -> int:
+    """One large request (a warm-up), JSON or OIP binary: its status."""
+    client = BinaryClient(port) if header_length is not None else HttpClient(port)
+    try:
+        return (client.post(path, body, header_length) if header_length is not None else client.post(path, body))[0]
+    finally:
+        client.close()
 
 
 def print_healthz_report(env: dict, args, res: dict) -> str:
-    lines = [f"{env['cpu_count']} CPUs; uvicorn, 1 worker, service defaults except LOSS_SERVICE_EXECUTOR; "
+    lines = [f"{env['cpu_count']} CPUs; uvicorn, 1 worker, service defaults except the configuration named; "
+             f"load transport {res['transport']}; "
              f"/healthz polled every {args.interval * 1e3:.0f} ms for {args.seconds:.0f} s from a separate process; "
              f"load: {res['load']} clients posting {res['loss']} 2 x 1,000,000 float64 "
              f"({res['request_bytes'] / 1e6:.1f} MB, all outputs) back to back; load average {env['load_start']} "
@@ -675,6 +697,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="binary run: a row timing tritonclient.http's own client (default on)")
     ap.add_argument("--healthz", action="store_true", help="measure /healthz under large requests instead (issue 12)")
     ap.add_argument("--executors", default="thread,process", help="--healthz: LOSS_SERVICE_EXECUTOR values to compare")
+    ap.add_argument("--binary-load", action="store_true",
+                    help="--healthz: the load is OIP binary requests, one service per --binary-executors configuration")
     ap.add_argument("--load", type=int, default=4, help="--healthz: large requests running at once (default 4)")
     ap.add_argument("--seconds", type=float, default=20.0, help="--healthz: polling time per phase (default 20)")
     ap.add_argument("--interval", type=float, default=0.02, help="--healthz: polling interval in s (default 0.02)")

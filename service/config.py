@@ -33,14 +33,17 @@ class Settings(BaseSettings):
     executor: Literal["thread", "process"] = Field("process", description=(
         "where requests are parsed and computed: process (max_concurrency worker processes, so that parsing "
         "never holds the event loop's GIL) or thread (worker threads of the server process)"))
-    # measured with bench/bench_http.py (2 x 1000 x 1000 float64 mse, all outputs, 12 interleaved rounds, load ~1.7):
-    # OIP binary 48.3 ms median with the workers, 27.6 ms with this on (the thread executor: 26.4 ms); what the
-    # workers add is the body and the 16 MB of outputs through the pipes and the page faults after malloc_trim
-    binary_in_process: bool = Field(False, description=(
+    # On by default, measured with bench/bench_http.py on 2 cores (2 x 1000 x 1000 float64 mse, all outputs):
+    # OIP binary 43.2 ms median through the worker processes, 21.9 ms with this on (the thread executor: 21.8 ms),
+    # what the workers add being the 16 MB in and the 16 MB of outputs through the pipes and the page faults after
+    # malloc_trim; and /healthz p99 under 4 such requests back to back 14.6 ms with it on, 19.4 ms without
+    # (--healthz --binary-load). The workers exist for JSON's GIL-holding parse, which a binary body does not have.
+    binary_in_process: bool = Field(True, description=(
         "with the process executor, OIP binary requests (Inference-Header-Content-Length) are decoded and computed "
-        "in threads of the server process instead, under the same work budget: their decoding is np.frombuffer, "
-        "not a parse holding the GIL, and they skip the worker pipes (the body in, the outputs out). Opt-in: a "
-        "loss whose computation holds the GIL in Python loops would then delay /healthz"))
+        "in threads of the server process, under the same work budget: their decoding is np.frombuffer, not a parse "
+        "holding the GIL, and they skip the worker pipes (the body in, the outputs out). false sends them to the "
+        "worker processes like JSON (a loss whose computation held the GIL in Python loops for long would delay "
+        "/healthz in this process)"))
     body_timeout: float = Field(30.0, gt=0, description="seconds to receive a request body (408 after)")
     max_connections: int = Field(1000, gt=0, description=(
         "open connections (uvicorn's limit_concurrency); idle ones are closed first to make room"))

@@ -369,7 +369,7 @@ def test_binary_in_process_adds_its_bodies_to_the_memory_bound_only_with_worker_
     from service.server import memory_bound
 
     for executor in ("process", "thread"):
-        plain, opted = memory_bound(Settings(executor=executor)), memory_bound(Settings(executor=executor,
-                                                                                       binary_in_process=True))
+        plain = memory_bound(Settings(executor=executor, binary_in_process=False))
+        opted = memory_bound(Settings(executor=executor, binary_in_process=True))
         extra = opted["total"] - plain["total"]
         assert extra == (Settings().max_concurrency * Settings().max_body_bytes if executor == "process" else 0)
