@@ -25,8 +25,8 @@ the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``, wit
 beside it the same under glibc's default malloc, the earlier floor), its socket floor (``bench/raw_echo.py``: the
 same bytes over loopback with no ASGI server) and its HTTP echo floor (``bench/echo_app.py`` under the same
 uvicorn command: the same body read, as many bytes answered, nothing computed; binary / echo floor is the
-service's own cost beyond HTTP's), a binary row per service configuration (``--binary-executors``: process,
-LOSS_SERVICE_BINARY_IN_PROCESS, thread) and tritonclient.http's own client (``--no-triton`` to skip), all
+service's own cost beyond HTTP's), a binary row per service configuration (``--binary-executors``: process:
+the defaults, binary in the server process; workers: LOSS_SERVICE_BINARY_IN_PROCESS=false; thread) and tritonclient.http's own client (``--no-triton`` to skip), all
 interleaved; every HTTP answer is checked against the floor's bytes first. ``--server granian`` (or hypercorn)
 serves the echo floor and the binary rows' services with another ASGI server. Targets (issue 12): binary >= 10x faster than
 JSON end to end, binary within 1.5x of its floor (``--only-binary`` runs just this).
@@ -82,8 +82,8 @@ DEFAULT_MAX_BODY = 64 * 1024 * 1024  # service defaults (service/config.py); rai
 DEFAULT_MAX_ELEMENTS = 5_000_000
 # the binary run's service configurations (--binary-executors): their settings and how the table names them
 BINARY_SERVICES = {
-    "process": ({}, "process executor"),  # the defaults
-    "in-process": ({"LOSS_SERVICE_BINARY_IN_PROCESS": "true"}, "process executor, LOSS_SERVICE_BINARY_IN_PROCESS=true"),
+    "process": ({}, "process executor, binary in the server process (the defaults)"),
+    "workers": ({"LOSS_SERVICE_BINARY_IN_PROCESS": "false"}, "process executor, LOSS_SERVICE_BINARY_IN_PROCESS=false"),
     "thread": ({"LOSS_SERVICE_EXECUTOR": "thread"}, "thread executor"),
 }
 
@@ -685,10 +685,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-small", action="store_true", help="skip the small-payload run")
     ap.add_argument("--no-binary", action="store_true", help="skip the OIP binary run")
     ap.add_argument("--only-binary", action="store_true", help="only the OIP binary run (no idiomatic app)")
-    ap.add_argument("--binary-executors", default="process,in-process,thread",
-                    help="binary run: a service per configuration, a row each: process (the defaults), in-process "
-                         "(LOSS_SERVICE_BINARY_IN_PROCESS=true), thread (LOSS_SERVICE_EXECUTOR=thread); the first "
-                         "is the one JSON is compared with (default process,in-process,thread)")
+    ap.add_argument("--binary-executors", default="process,workers,thread",
+                    help="binary run: a service per configuration, a row each: process (the defaults: binary in the "
+                         "server process), workers (LOSS_SERVICE_BINARY_IN_PROCESS=false), thread "
+                         "(LOSS_SERVICE_EXECUTOR=thread); the first is the one JSON is compared with "
+                         "(default process,workers,thread)")
     ap.add_argument("--server", choices=sorted(set(SERVERS) - {"raw"}), default="uvicorn",
                     help="binary run: the ASGI server of the echo floor and the binary rows' services (default "
                          "uvicorn; granian and hypercorn are separate installs; hypercorn runs only the thread "
