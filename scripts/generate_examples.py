@@ -26,7 +26,7 @@ def build() -> dict[str, list[dict]]:
         examples = []
         for request in loss.examples:
             body = json.dumps(request).encode()
-            examples.append({"request": request, "response": json.loads(loss_response(loss.name, body, LIMITS).run())})
+            examples.append({"request": request, "response": json.loads(loss_response(loss.name, body, LIMITS).run().body)})
         out[loss.name] = examples
     return out
 

@@ -27,7 +27,7 @@ PICTURES: dict[str, tuple[str, list[tuple[str, str]], str | None]] = {
 
 
 def render(loss: str, items: list[tuple[str, str]], overlays: str | None) -> bytes:
-    return curve_plan(loss, items, "svg", 201, overlays, None, None).run()
+    return curve_plan(loss, items, "svg", 201, overlays, None, None).run().body
 
 
 def main() -> None:

@@ -42,6 +42,7 @@ from typing import Any, Callable
 import anyio
 
 from .engine.errors import LossServiceError
+from .transport.call import Answer
 
 log = logging.getLogger("service")
 
@@ -95,7 +96,7 @@ class ThreadExecutor:
         plan = await self._in_thread("parse", fn, *args)  # a thread cannot be interrupted
         return Prepared(plan.work, plan=plan)
 
-    async def run(self, prepared: Prepared) -> bytes:
+    async def run(self, prepared: Prepared) -> Answer:
         return await self._in_thread("compute", prepared.plan.run)
 
     def discard(self, prepared: Prepared) -> None:
@@ -191,15 +192,13 @@ def _worker_main(conn: Connection, setup: WorkerSetup) -> None:
 
     def reply(job: int, ok: bool, payload: Any) -> None:
         with send_lock:
-            # a response: its bytes follow raw, read straight into one buffer; an OIP binary response is
-            # (body, JSON header length), and the length travels in the message instead of True
-            framed = isinstance(payload, tuple) and len(payload) == 2 and isinstance(payload[0], bytes)
-            body, follows = payload if framed else (payload, True)
-            if isinstance(body, bytes):
-                conn.send((job, ok, len(body), follows))
-                raw.sendall(body)
+            # an Answer: its body follows raw, read straight into one buffer, and its media type and
+            # headers travel in the message; anything else (a declared work, an error) is pickled
+            if isinstance(payload, Answer):
+                conn.send((job, ok, len(payload.body), (payload.media_type, dict(payload.headers))))
+                raw.sendall(payload.body)
             else:
-                conn.send((job, ok, payload, False))
+                conn.send((job, ok, payload, None))
 
     def guarded(job: int, work: Callable[[], Any]) -> None:
         try:
@@ -214,13 +213,13 @@ def _worker_main(conn: Connection, setup: WorkerSetup) -> None:
         plans[job] = plan
         return plan.work
 
-    def run(job: int) -> bytes:
+    def run(job: int) -> Answer:
         try:
             return plans.pop(job).run()
         finally:
             return_freed_memory()  # the work budget bounds all workers' computations together, not each one's
 
-    def call(fn: Callable[..., Any], args: tuple) -> bytes:
+    def call(fn: Callable[..., Any], args: tuple) -> Answer:
         try:
             return fn(*args).run()
         finally:
@@ -369,11 +368,10 @@ class ProcessExecutor:
         raw = _raw_socket(worker.conn)
         while True:
             try:
-                job, ok, payload, follows = worker.conn.recv()
-                if follows is not False:  # the response's bytes, straight into the buffer Starlette sends from
-                    payload = _receive_exactly(raw, payload)
-                    if follows is not True:  # an OIP binary response: (body, its JSON header length)
-                        payload = (payload, follows)
+                job, ok, payload, answer = worker.conn.recv()
+                if answer is not None:  # an Answer: its body straight into the buffer Starlette sends from
+                    media_type, headers = answer
+                    payload = Answer(_receive_exactly(raw, payload), media_type, headers)
             except (EOFError, OSError):
                 break
             self._loop.call_soon_threadsafe(self._settle, worker, job, ok, payload)
@@ -460,7 +458,7 @@ class ProcessExecutor:
             return Prepared(work, worker=worker, job=job, call=(fn, args))
         raise AssertionError("unreachable")
 
-    async def run(self, prepared: Prepared) -> bytes:
+    async def run(self, prepared: Prepared) -> Answer:
         worker, job = prepared.worker, prepared.job
         if not worker.alive or job not in worker.held:  # its worker died while it waited: it did nothing wrong
             fn, args = prepared.call

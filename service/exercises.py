@@ -54,7 +54,7 @@ from .engine.errors import InvalidInput, LimitExceeded, NotInFamily, ShapeError,
 from .engine.params import bind, normalize_axes
 from .engine.registry import Loss
 from .engine.sampling import draw, rng_for
-from .transport.call import Limits, Plan
+from .transport.call import Answer, Limits, Plan
 from .transport.json import unknown_loss_in_body, validate_body
 
 DEFAULT_DECIMALS = 4
@@ -199,13 +199,13 @@ def exercise_response(body: bytes, limits: Limits) -> Plan:
     drafted = draft(spec, request.params, request.shape, request.seed, sample_weight=request.sample_weight,
                     decimals=request.decimals, limits=limits)
 
-    def run() -> bytes:
+    def run() -> Answer:
         ex = drafted.finish()
         out: dict[str, Any] = {"loss": spec.name, "params": ex.params, "shape": list(ex.shape), "seed": ex.seed,
                                "decimals": ex.decimals, "y_true": as_json_array(ex.y_true),
                                "y_pred": as_json_array(ex.y_pred)}
         if ex.sample_weight is not None:
             out["sample_weight"] = as_json_array(ex.sample_weight)
-        return json_wire.dumps(out)
+        return Answer(json_wire.dumps(out))
 
     return Plan(drafted.work, run)

@@ -37,7 +37,7 @@ from .engine import Result, get_loss, prepare_call
 from .engine.errors import InvalidInput, LimitExceeded, UnknownLoss, UnsupportedOutput
 from .engine.registry import Loss
 from .exercises import Exercise, draft
-from .transport.call import ARRAY_FIELDS, Limits, Plan
+from .transport.call import ARRAY_FIELDS, Answer, Limits, Plan
 from .transport.curves import curve_url
 from .transport.json import outside_arrays, unknown_loss_in_body, validate_body
 
@@ -524,12 +524,12 @@ def grade_response(body: bytes, limits: Limits, fmt: str = "json") -> Plan:
         raise InvalidInput(f"format must be json or gradescope; got {fmt!r}.", ("query", "format"))
     work, compute_grade = grade(body, limits)
 
-    def run() -> bytes:
+    def run() -> Answer:
         graded = compute_grade()
         if fmt == "gradescope":
-            return json_wire.dumps(_gradescope(graded))
+            return Answer(json_wire.dumps(_gradescope(graded)))
         graded.pop("_gradescope")
-        return json_wire.dumps(graded)
+        return Answer(json_wire.dumps(graded))
 
     return Plan(work, run)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..engine.errors import LimitExceeded, LossServiceError
 from ..executor import Prepared, ThreadExecutor
+from ..transport.call import Answer
 
 log = logging.getLogger("service")
 
@@ -121,11 +122,11 @@ class Admission:
         return self.budget.waiting >= self.max_queue
 
     async def run(self, request: Any, fn: Callable[..., Any], *args: Any,
-                  in_process: bool = False) -> bytes | memoryview:
+                  in_process: bool = False) -> Answer:
         """``fn(*args)`` (a pipeline function returning a ``Plan``) in the executor, then its plan once
         the budget has room (``in_process``: in threads of this process if LOSS_SERVICE_BINARY_IN_PROCESS
         asked for it, else in the executor). ``request`` is the Starlette request: its ``receive`` tells
-        when the client hangs up. The response body is bytes-like: ``bytes``, or a ``memoryview`` of the buffer
+        when the client hangs up. The plan's ``Answer``: its body is ``bytes``, or a ``memoryview`` of the buffer
         it was read into from a worker process (Starlette's ``Response`` sends either as it is)."""
         if self.full:  # it would have to wait behind the queue (first come, first served): shed it now
             raise QueueFull(self.max_queue)

@@ -10,7 +10,8 @@ from fastapi.responses import Response
 from schemas import PROBLEM_RESPONSES
 from schemas.curves import CurveResponse, VegaLiteSpec
 
-from ..transport.curves import MEDIA_TYPES, curve_plan
+from ..transport.curves import curve_plan
+from .answer import respond
 from .routes import LossName
 
 router = APIRouter(prefix="/v1")
@@ -47,9 +48,9 @@ async def loss_curve(
     computed by the engine at inputs built from each x (the response's `axis.fixed` says how). Every
     scalar parameter of the loss is a query key of its own (`delta=2`, `from_logits=true`), validated as
     POST /v1/losses/{name} validates it; array parameters and `axis` are not curve parameters."""
-    body = await request.app.state.admission.run(request, curve_plan, name, list(request.query_params.multi_items()),
-                                                 format, points, with_, x_min, x_max)
-    return Response(body, media_type=MEDIA_TYPES[format])
+    return respond(await request.app.state.admission.run(request, curve_plan, name,
+                                                         list(request.query_params.multi_items()), format, points,
+                                                         with_, x_min, x_max))
 
 
 EXTRA_SCHEMAS = (CurveResponse, VegaLiteSpec)

@@ -80,11 +80,11 @@ _ROUTES: dict[tuple[str, str], Callable[[str, bytes, Limits], bytes]] = {
     # the POST functions give a plan (parsed and validated, work declared); running it here is what
     # the route does once the work budget admits it
     ("/v1/losses/{name}", "get"): lambda url, body, limits: dumps(catalogue.detail(_name_in(url))),
-    ("/v1/losses/{name}", "post"): lambda url, body, limits: json_transport.loss_response(_name_in(url), body, limits).run(),
-    ("/v1/batch", "post"): lambda url, body, limits: json_transport.batch_response(body, limits, urlsplit(url).path).run(),
+    ("/v1/losses/{name}", "post"): lambda url, body, limits: json_transport.loss_response(_name_in(url), body, limits).run().body,
+    ("/v1/batch", "post"): lambda url, body, limits: json_transport.batch_response(body, limits, urlsplit(url).path).run().body,
     ("/v1/grade", "post"): lambda url, body, limits: grading.grade_response(body, limits,
-                                                                            _query(url, "format", "json")).run(),
-    ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits).run(),
+                                                                            _query(url, "format", "json")).run().body,
+    ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits).run().body,
     ("/v1/losses/{name}/curve", "get"): lambda url, body, limits: _curve(url),
 }
 
@@ -98,7 +98,7 @@ def _curve(url: str) -> bytes:
     items = [(k, v) for k, vs in query.items() for v in vs]
     return curve_plan(name, items, first.get("format", "json"), int(first.get("points", 201)), first.get("with"),
                       float(first["x_min"]) if "x_min" in first else None,
-                      float(first["x_max"]) if "x_max" in first else None).run()
+                      float(first["x_max"]) if "x_max" in first else None).run().body
 
 
 def answer(operation: tuple[str, str], case: Case, settings: Settings) -> Any:

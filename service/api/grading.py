@@ -11,6 +11,7 @@ from schemas import PROBLEM_RESPONSES
 from schemas.grading import ExerciseRequest, ExerciseResponse, GradeRequest, GradeResponse, GradescopeResults
 
 from .. import exercises, grading
+from .answer import respond
 from .body import read_json_body
 from .routes import request_body_openapi
 
@@ -45,10 +46,6 @@ Format = Query("json", description="`json` (default) or `gradescope`: Gradescope
                                    "write to /autograder/results/results.json.")
 
 
-def _json(body: bytes) -> Response:
-    return Response(body, media_type="application/json")
-
-
 @router.post("/grade", response_model=GradeResponse | GradescopeResults, responses=PROBLEM_RESPONSES,
              summary="Grade a student's loss, per-sample values, gradient or Hessian", tags=["grading"],
              openapi_extra=request_body_openapi("GradeRequest", _GRADE_EXAMPLES))
@@ -68,7 +65,7 @@ async def grade(request: Request, format: Literal["json", "gradescope"] = Format
     and points)."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
-    return _json(await request.app.state.admission.run(request, grading.grade_response, body,
+    return respond(await request.app.state.admission.run(request, grading.grade_response, body,
                                                        request.app.state.limits, format))
 
 
@@ -97,5 +94,5 @@ async def make_exercise(request: Request) -> Response:
     The inputs pass the loss's own checks; a shape the loss cannot take is a 422 naming `shape`."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
-    return _json(await request.app.state.admission.run(request, exercises.exercise_response, body,
+    return respond(await request.app.state.admission.run(request, exercises.exercise_response, body,
                                                        request.app.state.limits))

@@ -12,6 +12,7 @@ from schemas.oip import (INFER_REQUEST_SCHEMA, InferResponse, ModelMetadata, Mod
 from ..engine import get_loss
 from ..transport import oip
 from ..transport.json import dumps
+from .answer import respond
 from .body import read_json_body
 from .ops import readiness
 
@@ -83,7 +84,4 @@ async def infer(request: Request, loss: str = ModelName) -> Response:
     # binary tensors (a header length) may stay in this process (LOSS_SERVICE_BINARY_IN_PROCESS): no JSON parse
     answer = await request.app.state.admission.run(request, oip.infer_response, loss, body, header_length,
                                                    request.app.state.limits, in_process=header_length is not None)
-    if isinstance(answer, tuple):
-        body, header_length = answer
-        return Response(body, media_type="application/octet-stream", headers={oip.HEADER_LENGTH: str(header_length)})
-    return Response(answer, media_type="application/json")
+    return respond(answer)

@@ -10,6 +10,7 @@ from schemas import PROBLEM_RESPONSES, BatchRequest, BatchResponse, CatalogueDet
 from .. import catalogue
 from ..transport import json as json_transport
 from ..transport.json import dumps
+from .answer import respond
 from .body import read_json_body
 
 router = APIRouter(prefix="/v1")
@@ -53,7 +54,7 @@ async def compute_loss(request: Request, name: str = LossName) -> Response:
     list sets `name` to match (and picking a `name` example picks its body)."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
-    return _json(await request.app.state.admission.run(request, json_transport.loss_response, name, body,
+    return respond(await request.app.state.admission.run(request, json_transport.loss_response, name, body,
                                                        request.app.state.limits))
 
 
@@ -68,7 +69,7 @@ async def compute_batch(request: Request) -> Response:
     order, and an invalid item becomes `{"error": problem}` without failing the others."""
     settings = request.app.state.settings
     body = await read_json_body(request, settings.max_body_bytes, settings.body_timeout)
-    return _json(await request.app.state.admission.run(request, json_transport.batch_response, body,
+    return respond(await request.app.state.admission.run(request, json_transport.batch_response, body,
                                                        request.app.state.limits, request.url.path))
 
 

@@ -33,14 +33,24 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What a plan answers, whichever transport and executor: the body, its media type and the headers
+    that go with it (an OIP binary response's Inference-Header-Content-Length). The process executor
+    sends ``body`` raw and the rest in its message; the routes render it with ``service.api.answer``."""
+
+    body: bytes | memoryview
+    media_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Plan:
     """A request parsed and validated, with its declared work (``Loss.work``, a batch's items summed):
-    ``run`` does the heavy part and gives the response body, once the process's work budget has
-    room for it (``service.api.compute``). An OIP binary response is ``(body, json_header_length)``:
-    its route sends the length as Inference-Header-Content-Length."""
+    ``run`` does the heavy part and gives the ``Answer``, once the process's work budget has room for
+    it (``service.api.compute``)."""
 
     work: int
-    run: Callable[[], bytes | tuple[bytes, int]]
+    run: Callable[[], Answer]
 
 
 @dataclass

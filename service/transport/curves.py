@@ -17,7 +17,7 @@ from ..engine import curves as engine_curves
 from ..engine.errors import ErrorItem, InvalidInput, LossServiceError, UnknownLoss
 from ..engine.params import (ARRAY_KINDS, AXES, AXIS, BOOL, CHOICE, INT, OPTIONAL_FLOAT, OPTIONAL_INT, Param, bind)
 from ..engine.registry import Loss
-from .call import Plan
+from .call import Answer, Plan
 from .json import dumps
 
 RESERVED = ("format", "points", "with", "x_min", "x_max")
@@ -109,8 +109,8 @@ def curve_plan(name: str, items: list[tuple[str, str]], fmt: str, points: int, w
     engine_curves.grid(loss, p, points, x_min, x_max)  # refuses a bad range now, before admission
     work = sum(engine_curves.work(other, p if other is loss else None, points) for other in dict.fromkeys([loss, *others]))
 
-    def run() -> bytes:
-        return curve_response(name, items, fmt, points, with_, x_min, x_max)
+    def run() -> Answer:
+        return Answer(curve_response(name, items, fmt, points, with_, x_min, x_max), MEDIA_TYPES[fmt])
 
     return Plan(work=work, run=run)
 

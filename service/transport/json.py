@@ -27,7 +27,7 @@ from ..engine import PreparedCall, get_loss
 from ..engine.errors import (ErrorItem, InvalidInput, LimitExceeded, LossServiceError, MalformedJSON, ShapeError,
                              UnknownLoss, WorkLimitExceeded)
 from ..problems import problem_body
-from .call import ARRAY_FIELDS, RESULT_FIELDS, Limits, LossCall, Plan, check_elements, check_finite, prepare
+from .call import ARRAY_FIELDS, RESULT_FIELDS, Answer, Limits, LossCall, Plan, check_elements, check_finite, prepare
 from .call import where as _where
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -404,7 +404,7 @@ def loss_response(name: str, body: bytes, limits: Limits) -> Plan:
     request = validate_body(LossRequest, obj)
     only_numbers = numbers_only(body, outside_arrays(obj))
     call = _prepare(name, obj, request, limits, only_numbers, [limits.max_elements])
-    return Plan(call.work, lambda: dumps(encode_result(call.evaluate())))
+    return Plan(call.work, lambda: Answer(dumps(encode_result(call.evaluate()))))
 
 
 def _item_error(err: LossServiceError, prefix: tuple, instance: str | None) -> dict[str, Any]:
@@ -450,7 +450,7 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
                             f"'work' in the catalogue), over the limit of {limits.max_work:,} for one request "
                             f"(LOSS_SERVICE_MAX_REQUEST_WORK); split the batch.", ("requests",))
 
-    def run() -> bytes:
+    def run() -> Answer:
         results = []
         for i, call in enumerate(prepared):
             if isinstance(call, PreparedCall):
@@ -459,6 +459,6 @@ def batch_response(body: bytes, limits: Limits, instance: str | None = None) -> 
                 except LossServiceError as err:
                     call = _item_error(err, ("requests", i), instance)
             results.append(call)
-        return dumps({"results": results})
+        return Answer(dumps({"results": results}))
 
     return Plan(work, run)

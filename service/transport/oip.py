@@ -23,7 +23,7 @@ from ..engine.errors import InvalidInput, LossServiceError
 from ..engine.params import ARRAY_KINDS, INT_ARRAY
 from ..engine.registry import Loss
 from . import json as json_wire
-from .call import ARRAY_FIELDS, Limits, LossCall, Plan, check_finite, prepare
+from .call import ARRAY_FIELDS, Answer, Limits, LossCall, Plan, check_finite, prepare
 from .call import where as where_in
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -245,7 +245,7 @@ def decode(spec: Loss, body: bytes, header_length: str | None, limits: Limits) -
     return call, {"id": request_id, "binary": binary}
 
 
-def encode_result(spec: Loss, result, answer: dict) -> bytes | tuple[bytes, int]:
+def encode_result(spec: Loss, result, answer: dict) -> Answer:
     """The inference response: JSON only, or a JSON header followed by the binary outputs."""
     dtype = result.meta["dtype"]
     parameters: dict[str, Any] = {"reduction": result.meta["reduction"], "dtype": dtype}
@@ -270,8 +270,8 @@ def encode_result(spec: Loss, result, answer: dict) -> bytes | tuple[bytes, int]
         response["id"] = answer["id"]
     header = json_wire.dumps(response)
     if not buffers:
-        return header
-    return b"".join([header, *buffers]), len(header)
+        return Answer(header)
+    return Answer(b"".join([header, *buffers]), "application/octet-stream", {HEADER_LENGTH: str(len(header))})
 
 
 def infer_response(name: str, body: bytes, header_length: str | None, limits: Limits) -> Plan:
