@@ -170,3 +170,18 @@ def test_errors_carry_the_v1_sentence(server, oip, model, parameters, status, v1
         "y_true": y_true.tolist(), "y_pred": y_pred.tolist(), **({"params": v1_params} if v1_params else {})})
     assert raised.value.status() == status == str(v1.status_code)
     assert raised.value.message() == v1.json()["detail"]
+
+
+def test_tritonclient_with_a_model_version(server, oip):
+    """tritonclient's model_version puts /versions/{v} in every path: "1" computes as the unversioned
+    path does; another version is tritonclient's InferenceServerException with the 404's message."""
+    y_true, y_pred = np.array([[0.0, 1.0]]), np.array([[0.25, 0.5]])
+    assert oip.is_model_ready("mse", model_version="1")
+    assert oip.get_model_metadata("mse", model_version="1") == oip.get_model_metadata("mse")
+    versioned = _infer(oip, "mse", y_true, y_pred, model_version="1")
+    plain = _infer(oip, "mse", y_true, y_pred)
+    assert versioned.as_numpy("loss").tobytes() == plain.as_numpy("loss").tobytes()
+    assert versioned.get_response()["model_version"] == "1"
+    with pytest.raises(InferenceServerException, match="has no version '7'"):
+        _infer(oip, "mse", y_true, y_pred, model_version="7")
+    assert not oip.is_model_ready("mse", model_version="7")

@@ -176,3 +176,26 @@ async def test_a_fraction_in_an_integer_tensor_is_refused_not_truncated():
         assert response.status_code == 400 and "1.5 (flat index 1)" in response.json()["error"], response.text
         body["inputs"][0]["data"] = [0, 1.0]  # an integral float is an integer
         assert (await client.post("/v2/models/torch.cross_entropy/infer", json=body)).status_code == 200
+
+
+async def test_versioned_paths_serve_the_one_version_and_refuse_others():
+    """/v2/models/{name}/versions/{version}/...: version "1" (the metadata's only one) answers as the
+    unversioned path does; another version, or an unknown model, is a 404 OIP error saying which."""
+    body, headers = binary_request(GOOD_INPUTS, GOOD_PAYLOAD)
+    async with make_client() as client:
+        meta = (await client.get("/v2/models/mse")).json()
+        assert meta["versions"] == ["1"]
+        assert (await client.get("/v2/models/mse/versions/1")).json() == meta
+        assert (await client.get("/v2/models/mse/versions/1/ready")).json() == {"name": "mean_squared_error",
+                                                                              "ready": True}
+        plain = await client.post("/v2/models/mse/infer", content=body, headers=headers)
+        versioned = await client.post("/v2/models/mse/versions/1/infer", content=body, headers=headers)
+        assert plain.status_code == versioned.status_code == 200
+        assert versioned.content == plain.content and versioned.json()["model_version"] == "1"
+        for path in ("/v2/models/mse/versions/2", "/v2/models/mse/versions/2/ready"):
+            r = await client.get(path)
+            assert r.status_code == 404 and "has no version '2'" in r.json()["error"], (path, r.text)
+        r = await client.post("/v2/models/mse/versions/2/infer", content=body, headers=headers)
+        assert r.status_code == 404 and "has no version '2'" in r.json()["error"]
+        r = await client.get("/v2/models/nosuchloss/versions/1")
+        assert r.status_code == 404 and "no loss named" in r.json()["error"]

@@ -64,16 +64,19 @@ async def model_ready(loss: str = ModelName) -> Response:
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
-@router.post("/models/{loss}/infer", response_model=InferResponse, summary="Compute a loss (infer)",
-             responses={200: {"description": "The outputs: JSON, or (binary outputs asked) the JSON header followed by "
+_INFER = {"response_model": InferResponse,
+          "responses": {200: {"description": "The outputs: JSON, or (binary outputs asked) the JSON header followed by "
                                              "their bytes, its length in Inference-Header-Content-Length.",
                               "content": {"application/octet-stream": _BINARY}}, **_ERRORS},
-             openapi_extra={
-                 "parameters": [{"name": oip.HEADER_LENGTH, "in": "header", "required": False,
-                                 "description": "The JSON header's length in bytes when binary tensors follow it.",
-                                 "schema": {"type": "integer", "minimum": 0}}],
-                 "requestBody": {"required": True, "content": {"application/json": {"schema": INFER_REQUEST_SCHEMA},
-                                                               "application/octet-stream": _BINARY}}})
+          "openapi_extra": {
+              "parameters": [{"name": oip.HEADER_LENGTH, "in": "header", "required": False,
+                              "description": "The JSON header's length in bytes when binary tensors follow it.",
+                              "schema": {"type": "integer", "minimum": 0}}],
+              "requestBody": {"required": True, "content": {"application/json": {"schema": INFER_REQUEST_SCHEMA},
+                                                            "application/octet-stream": _BINARY}}}}
+
+
+@router.post("/models/{loss}/infer", summary="Compute a loss (infer)", **_INFER)
 async def infer(request: Request, loss: str = ModelName) -> Response:
     """JSON tensors, or Triton's binary tensor extension: the JSON header, then the inputs' raw bytes
     (`Inference-Header-Content-Length` gives the header's length). Binary outputs come back the same way,
@@ -85,3 +88,32 @@ async def infer(request: Request, loss: str = ModelName) -> Response:
     answer = await request.app.state.admission.run(request, oip.infer_response, loss, body, header_length,
                                                    request.app.state.limits, in_process=header_length is not None)
     return respond(answer)
+
+
+# --- the versioned paths: OIP clients that name a version (tritonclient's model_version="1") ----------------
+
+Version = Path(description=f"The model version: {', '.join(oip.VERSIONS)} (every loss has one).",
+               examples=list(oip.VERSIONS))
+_VERSION_404 = {404: {"model": OipError, "description": "Unknown model (loss), or a version it does not have."}}
+
+
+@router.get("/models/{loss}/versions/{version}", response_model=ModelMetadata, responses=_VERSION_404,
+            summary="Model metadata (versioned path)")
+async def model_version_metadata(loss: str = ModelName, version: str = Version) -> Response:
+    oip.check_version(loss, version)
+    return await model_metadata(loss)
+
+
+@router.get("/models/{loss}/versions/{version}/ready", response_model=ModelReady, responses=_VERSION_404,
+            summary="Model readiness (versioned path)")
+async def model_version_ready(loss: str = ModelName, version: str = Version) -> Response:
+    oip.check_version(loss, version)
+    return await model_ready(loss)
+
+
+@router.post("/models/{loss}/versions/{version}/infer", summary="Compute a loss (infer, versioned path)",
+             **{**_INFER, "responses": {**_INFER["responses"], **_VERSION_404}})
+async def infer_version(request: Request, loss: str = ModelName, version: str = Version) -> Response:
+    """As `POST /v2/models/{loss}/infer`; the version is checked before the body is read."""
+    oip.check_version(loss, version)
+    return await infer(request, loss)

@@ -46,6 +46,27 @@ class FramingError(LossServiceError):
         super().__init__(detail=detail, status=400, slug="bad-framing", title="Bad inference request framing")
 
 
+# A loss is computed one way: every model has the one version "1", which the versioned paths
+# (/v2/models/{name}/versions/{version}/...) accept beside the unversioned ones.
+VERSIONS = ("1",)
+
+
+class UnknownVersion(LossServiceError):
+    """404: a versioned path naming a version the model does not have."""
+
+    def __init__(self, name: str, version: str) -> None:
+        super().__init__(detail=f"Model {name!r} has no version {version!r}; its versions: {', '.join(VERSIONS)} "
+                                f"(or leave the version out of the path).", status=404, slug="unknown-version",
+                         title="Unknown model version")
+
+
+def check_version(name: str, version: str) -> None:
+    """The model ``name`` exists (404 unknown loss otherwise) and has ``version``."""
+    spec = get_loss(name)
+    if version not in VERSIONS:
+        raise UnknownVersion(spec.name, version)
+
+
 def input_names(spec: Loss) -> tuple[str, ...]:
     return ARRAY_FIELDS + tuple(p.name for p in spec.params if p.kind in ARRAY_KINDS)
 
@@ -70,7 +91,7 @@ def model_metadata(name: str) -> dict[str, Any]:
             out["parameters"] = {"optional": True}
         return out
 
-    return {"name": spec.name, "versions": ["1"], "platform": "loss-service",
+    return {"name": spec.name, "versions": list(VERSIONS), "platform": "loss-service",
             "inputs": [tensor(n) for n in input_names(spec)],
             "outputs": [{"name": n, "datatype": "FP64", "shape": [-1]} for n in output_names(spec)]}
 
@@ -265,7 +286,7 @@ def encode_result(spec: Loss, result, answer: dict) -> Answer:
         else:
             tensor["data"] = flat
         outputs.append(tensor)
-    response = {"model_name": spec.name, "model_version": "1", "parameters": parameters, "outputs": outputs}
+    response = {"model_name": spec.name, "model_version": VERSIONS[-1], "parameters": parameters, "outputs": outputs}
     if answer["id"] is not None:
         response["id"] = answer["id"]
     header = json_wire.dumps(response)
