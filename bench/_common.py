@@ -153,6 +153,22 @@ def _get(port: int, path: str, timeout: float) -> int:
         conn.close()
 
 
+def wait_healthy(proc: subprocess.Popen, port: int, path: str = "/healthz", timeout: float = 60.0) -> bool:
+    """Poll ``path`` until it answers 200 (True), or the process exits (False); a RuntimeError once
+    ``timeout`` seconds pass with neither (the caller adds the server's log to it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if _get(port, path, timeout=2.0) == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"not healthy within {timeout:.0f} s")
+
+
 def _uvicorn(app: str, port: int, keep_alive: int) -> list[str]:
     return ["uvicorn", app, "--host", HOST, "--port", str(port), "--log-level", "warning", "--no-access-log",
             "--timeout-keep-alive", str(keep_alive)]
@@ -221,17 +237,10 @@ class Server:
         cmd = [sys.executable, "-m", *SERVERS[self.server](self.app, self.port, self.keep_alive), *self.server_args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            try:
-                if _get(self.port, self.health, timeout=2.0) == 200:
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.app} was not healthy within {self.start_timeout:.0f} s:\n{self.log_tail()}")
+        try:
+            return wait_healthy(self.proc, self.port, self.health, self.start_timeout)
+        except RuntimeError as err:
+            raise RuntimeError(f"{self.app} was {err}:\n{self.log_tail()}") from None
 
     def log_tail(self, n: int = 4000) -> str:
         if self._log is None:

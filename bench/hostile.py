@@ -30,7 +30,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import HOST, ROOT, describe_git, environment, free_port, loadavg, write_results  # noqa: E402
+from _common import HOST, ROOT, describe_git, environment, free_port, loadavg, wait_healthy, write_results  # noqa: E402
 
 from service.config import Settings  # noqa: E402
 from service.server import memory_bound  # noqa: E402
@@ -51,16 +51,12 @@ class LiveServer:
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
         self.proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start:\n{self.log_text()[-2000:]}")
-            time.sleep(0.1)
+        try:
+            started = wait_healthy(self.proc, self.port, timeout=60)
+        except RuntimeError:
+            started = False
+        if not started:
+            raise RuntimeError(f"the server did not start:\n{self.log_text()[-2000:]}")
         self.process = psutil.Process(self.proc.pid)
         self.baseline = tree_rss(self.process)
         return self
