@@ -241,3 +241,15 @@ async def test_gradescope_points_are_bounded(client):
     body = {"loss": "mse", **MSE, "submission": {"loss": 0.25},
             "gradescope": {"max_score": {"loss": 1e308}}}
     assert_problem(await client.post("/v1/grade?format=gradescope", json=body), 422, "max_score")
+
+
+@pytest.mark.parametrize("path, extra", [("/v1/losses/torch.cross_entropy", {}),
+                                         ("/v1/grade", {"loss": "torch.cross_entropy", "submission": {"loss": 1.0}})])
+async def test_a_ragged_array_parameter_is_a_shape_problem(client, path, extra):
+    """Rows of one length are a shape (as for y_true): JSON Schema cannot say it, so the problem type is
+    shape-mismatch, one the OpenAPI document lists as inexpressible, wherever the body names its loss."""
+    body = {**extra, "y_true": [0, 1], "y_pred": [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], "params": {"weight": [[1, 2], [3]]}}
+    r = await client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"] == "/problems/shape-mismatch"
+    assert r.json()["errors"][0]["loc"] == ["params", "weight"] and "rectangular" in r.json()["detail"]

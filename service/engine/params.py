@@ -190,8 +190,10 @@ class Param:
         try:
             arr = np.array(value, dtype=np.float64)
         except (ValueError, TypeError, OverflowError):
-            raise ParameterError(f"params.{self.name} must be a rectangular (nested) array of numbers, with "
-                                 f"rows of equal length.", loc) from None
+            # a ragged array is a shape problem (rows of one length), as for y_true/y_pred: JSON Schema
+            # cannot say it, so the type is one the OpenAPI document lists as inexpressible
+            raise ShapeError(f"params.{self.name} must be a rectangular (nested) array of numbers, with "
+                             f"rows of equal length.", loc) from None
         if not np.isfinite(arr).all():
             raise ParameterError(f"params.{self.name} must hold finite numbers.", loc)
         if self.kind == INT_ARRAY:
