@@ -50,7 +50,7 @@ from schemas.grading import ExerciseRequest
 
 from .transport import json as json_wire
 from .engine import PreparedCall, get_loss, prepare_call
-from .engine.errors import InvalidInput, LimitExceeded, NotInFamily, ShapeError, UnknownLoss
+from .engine.errors import InvalidInput, LimitExceeded, NonFiniteResult, NotInFamily, ShapeError, UnknownLoss
 from .engine.params import bind, normalize_axes
 from .engine.registry import Loss
 from .engine.sampling import draw, rng_for
@@ -142,6 +142,9 @@ def _shape_errors(ex: Exercise, where: str, loc: tuple):
         raise ShapeError(f"{where} {shape} does not fit {spec.name}: {err.detail}", (*loc, "shape")) from None
     except LimitExceeded as err:
         raise LimitExceeded(f"{where} {shape} is too large for {spec.name}: {err.detail}", (*loc, "shape")) from None
+    except NonFiniteResult as err:  # the parameters' scale (l2_penalty's factor=1e308), not the drawn inputs
+        raise NonFiniteResult(f"The exercise drawn for {spec.name} with {where} {shape} has a result that is not "
+                              f"finite ({err.detail}); smaller parameters may fit.", ("params",)) from None
     except InvalidInput as err:  # pragma: no cover - a sampler bug; the registry tests guard every loss
         raise InvalidInput(f"The exercise drawn for {spec.name} with {where} {shape} and decimals={ex.decimals} "
                            f"is not valid for the loss ({err.detail}); try more decimals or another shape.",

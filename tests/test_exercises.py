@@ -205,3 +205,17 @@ async def test_not_json_and_not_an_object(client):
     assert_problem(await client.post("/v1/exercises", content=b"{", headers={"content-type": "application/json"}),
                    400)
     assert_problem(await client.post("/v1/exercises", json=[1, 2]), 422, "body")
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/exercises", {"loss": "l2_penalty", "params": {"factor": 1e308}, "seed": 1, "shape": [4, 3]}),
+    ("/v1/grade", {"loss": "l2_penalty", "params": {"factor": 1e308}, "exercise": {"seed": 1, "shape": [4, 3]},
+                   "submission": {"loss": 1.0}}),
+])
+def test_an_exercise_whose_result_overflows_blames_the_parameters(path, body):
+    """A factor that overflows the result is a non-finite-result at params (a type the OpenAPI document lists
+    as inexpressible), not an invalid-input about the drawn inputs' decimals."""
+    r = post(path, body)
+    assert r.status_code == 422, r.text
+    assert r.json()["type"] == "/problems/non-finite-result" and r.json()["errors"][0]["loc"] == ["params"]
+    assert "smaller parameters" in r.json()["detail"]
