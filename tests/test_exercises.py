@@ -13,6 +13,7 @@ import pytest
 from service.engine import all_losses
 
 from .conftest import assert_problem, make_client
+from .helpers import post
 
 pytestmark = pytest.mark.anyio
 
