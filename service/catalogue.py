@@ -12,6 +12,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .engine import all_losses, get_loss
 
@@ -23,6 +24,11 @@ def stored_examples() -> dict[str, list[dict[str, Any]]]:
     if not EXAMPLES_PATH.exists():
         return {}
     return json.loads(EXAMPLES_PATH.read_text())
+
+
+def page_path(name: str) -> str:
+    """A loss's catalogue page (service/api/site.py serves it; /docs, /redoc and grader feedback link it)."""
+    return f"/catalogue/{quote(name, safe='')}"
 
 
 @lru_cache

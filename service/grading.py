@@ -32,6 +32,7 @@ import numpy as np
 
 from schemas.grading import GradeRequest
 
+from .catalogue import page_path
 from .transport import json as json_wire
 from .engine import Result, get_loss, prepare_call
 from .engine.errors import InvalidInput, LimitExceeded, UnknownLoss, UnsupportedOutput
@@ -480,7 +481,7 @@ def _graded(result: Result, request: GradeRequest, submitted: dict, names: list[
     meta["tolerance"] = {"rtol": tol.rtol, "atol": tol.atol}
     # where a student sees the loss: its page and the static picture of its curve at these parameters
     loss = get_loss(result.meta["loss"])
-    meta["catalogue"] = f"/catalogue/{loss.name}"
+    meta["catalogue"] = page_path(loss.name)
     meta["curve"] = curve_url(loss, result.meta["params"])
     if exercise is not None:
         meta["exercise"] = exercise.describe()

@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
@@ -217,7 +217,7 @@ def _media(responses: dict, status: int, media_type: str) -> dict:
 
 def catalogue_link(name: str) -> str:
     """Each loss's example on /docs and /redoc links to its catalogue page (service/api/site.py)."""
-    return f"[{name} in the catalogue](/catalogue/{quote(name, safe='')}): formula, curves, playground."
+    return f"[{name} in the catalogue]({catalogue.page_path(name)}): formula, curves, playground."
 
 
 def _name_examples(operation: dict, keys: list[str]) -> None:

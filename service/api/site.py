@@ -16,7 +16,6 @@ import json
 import re
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import catalogue
 from ..engine import all_losses, get_loss
 from ..engine import curves
+from ..transport.curves import curve_url
 
 STATIC_URL = "/static/site"
 VENDOR_URL = f"{STATIC_URL}/vendor"
@@ -47,8 +47,7 @@ STYLES = ("vendor/katex/katex.min.css", "catalogue.css")
 e = html.escape
 
 
-def page_url(name: str) -> str:
-    return f"/catalogue/{quote(name, safe='')}"
+page_url = catalogue.page_path
 
 
 def _page(title: str, body: str, scripts: bool = False) -> HTMLResponse:
@@ -175,7 +174,7 @@ def loss_page(name: str) -> Response:
     if loss.name != name:
         return RedirectResponse(page_url(loss.name), status_code=308)
     d = catalogue.detail(loss.name)
-    curve = f"/v1/losses/{quote(loss.name, safe='')}/curve"
+    svg, data_url, spec = (curve_url(loss, {}, fmt) for fmt in ("svg", "json", "vega-lite"))  # at the defaults
     hessian = "yes" if d["hessian"] else f"no: {d['without_hessian'] or 'not offered'}"
     aliases = ", ".join(f"<code>{e(a)}</code>" for a in d["aliases"]) or "none"
     # the page's data for catalogue.js; "<" escaped so no string can close the <script> element
@@ -210,9 +209,9 @@ def loss_page(name: str) -> Response:
 <div class="choices"></div></fieldset>
 <div id="curve-plot" class="plot"></div>
 <p class="problem" id="curve-problem" hidden></p>
-<noscript><img src="{curve}?format=svg" alt="The loss, gradient and Hessian of {e(loss.name)}"></noscript>
-<p class="downloads">The same curves as <a href="{curve}?format=svg">SVG</a>,
-<a href="{curve}">JSON</a> and <a href="{curve}?format=vega-lite">a Vega-Lite spec</a>.</p></section>
+<noscript><img src="{e(svg)}" alt="The loss, gradient and Hessian of {e(loss.name)}"></noscript>
+<p class="downloads">The same curves as <a href="{e(svg)}">SVG</a>,
+<a href="{e(data_url)}">JSON</a> and <a href="{e(spec)}">a Vega-Lite spec</a>.</p></section>
 
 <section id="playground"><h2>Playground</h2>
 <p>Edit the request; the service recomputes it as you type.</p>
