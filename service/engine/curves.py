@@ -25,7 +25,7 @@ import numpy as np
 from . import registry
 from .compute import compute
 from .errors import InvalidInput
-from .params import ARRAY_KINDS, AXES, AXIS, Interval
+from .params import ARRAY_KINDS, AXES, AXIS, Interval, bind
 
 OPEN_REAL = Interval(-math.inf, math.inf, False, False)
 OPEN_POSITIVE = Interval(0.0, math.inf, False, False)
@@ -557,7 +557,8 @@ def check_overlays(loss: registry.Loss, p: dict, with_losses: list[registry.Loss
 
 
 def defaults(loss: registry.Loss) -> dict:
-    return {k.name: k.default for k in loss.params}
+    """The loss's parameters at their defaults, bound as POST binds an empty ``params``."""
+    return bind(loss.params, {})
 
 
 def work(loss: registry.Loss, p: dict | None, points: int) -> int:

@@ -107,25 +107,21 @@ def curve_plan(name: str, items: list[tuple[str, str]], fmt: str, points: int, w
         raise InvalidInput(f"query.with names {len(others)} losses; overlay at most {MAX_OVERLAYS}.", ("query", "with"))
     engine_curves.check_overlays(loss, p, others)
     engine_curves.grid(loss, p, points, x_min, x_max)  # refuses a bad range now, before admission
-    work = sum(engine_curves.work(other, p if other is loss else None, points) for other in dict.fromkeys([loss, *others]))
+    work = sum(engine_curves.work(other, p if other is loss else None, points)
+               for other in dict.fromkeys([loss, *others]))
 
-    def run() -> Answer:
-        return Answer(curve_response(name, items, fmt, points, with_, x_min, x_max), MEDIA_TYPES[fmt])
+    def run() -> Answer:  # the query as read above: the curve, encoded in ``fmt``
+        return Answer(encode(engine_curves.curve(loss, p, others, points, x_min, x_max), fmt), MEDIA_TYPES[fmt])
 
     return Plan(work=work, run=run)
 
 
-def curve_response(name: str, items: list[tuple[str, str]], fmt: str, points: int, with_: str | None,
-                   x_min: float | None, x_max: float | None) -> bytes:
-    """The body in ``fmt`` (its media type is ``MEDIA_TYPES[fmt]``)."""
-    loss = get_loss(name)
-    p = loss_params(loss, items)
-    data = engine_curves.curve(loss, p, overlays(with_), points, x_min, x_max)
+def encode(curve: dict[str, Any], fmt: str) -> bytes:
     if fmt == "svg":
-        return svg(data).encode()
+        return svg(curve).encode()
     if fmt == "vega-lite":
-        return dumps(vega_lite(data))
-    return dumps(data)
+        return dumps(vega_lite(curve))
+    return dumps(curve)
 
 
 def _query_text(value: Any) -> str:
