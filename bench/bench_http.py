@@ -508,6 +508,25 @@ def poll_in_child(port: int, seconds: float, interval: float) -> list[float]:
     return json.loads(out.stdout)
 
 
+class Poster:
+    """One keep-alive connection posting one large body, JSON (``header_length`` None) or OIP binary."""
+
+    def __init__(self, port: int, path: str, body: bytes, header_length: int | None = None) -> None:
+        self.path, self.body, self.header_length = path, body, header_length
+        self.client = HttpClient(port) if header_length is None else BinaryClient(port)
+
+    def post(self) -> tuple[int, float]:
+        """The status and the seconds taken."""
+        if self.header_length is None:
+            status, _, seconds = self.client.post(self.path, self.body)
+        else:
+            status, _, _, seconds = self.client.post(self.path, self.body, self.header_length)
+        return status, seconds
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class Load:
     """``n`` client threads, each posting ``body`` back to back on its own connection until stopped."""
 
@@ -520,18 +539,14 @@ class Load:
         self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(n)]
 
     def _loop(self) -> None:
-        binary = self.header_length is not None
-        client = BinaryClient(self.port) if binary else HttpClient(self.port)
+        poster = Poster(self.port, self.path, self.body, self.header_length)
         try:
             while not self._stop.is_set():
-                if binary:
-                    status, _, _, seconds = client.post(self.path, self.body, self.header_length)
-                else:
-                    status, _, seconds = client.post(self.path, self.body)
+                status, seconds = poster.post()
                 self.statuses.append(status)
                 self.seconds.append(seconds)
         finally:
-            client.close()
+            poster.close()
 
     def __enter__(self) -> Load:
         for t in self._threads:
@@ -562,7 +577,9 @@ def run_healthz(args) -> dict[str, Any]:
     results = []
     for executor, server_env in configs.items():
         with Server("service.app:app", env=server_env) as server:
-            status = _one_request(server.port, path, body, header_length)
+            warm = Poster(server.port, path, body, header_length)
+            status = warm.post()[0]
+            warm.close()
             if status != 200:
                 raise RuntimeError(f"the large request answered {status}")
             idle = poll_in_child(server.port, args.seconds, args.interval)
@@ -584,15 +601,6 @@ def run_healthz(args) -> dict[str, Any]:
         results.append(row)
     return {"loss": loss_name, "request_bytes": len(body), "load": args.load, "rows": results,
             "transport": "OIP binary" if header_length else "JSON"}
-
-
-def _one_request(port: int, path: str, body: bytes, header_length: int | None) -> int:
-    """One large request (a warm-up), JSON or OIP binary: its status."""
-    client = BinaryClient(port) if header_length is not None else HttpClient(port)
-    try:
-        return (client.post(path, body, header_length) if header_length is not None else client.post(path, body))[0]
-    finally:
-        client.close()
 
 
 def print_healthz_report(env: dict, args, res: dict) -> str:
