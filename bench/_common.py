@@ -195,7 +195,8 @@ SERVERS = {"uvicorn": _uvicorn, "granian": _granian, "hypercorn": _hypercorn, "r
 
 
 class Server:
-    """A uvicorn (or ``server``: another ASGI server of SERVERS) child process serving ``app`` (``module:attribute``) on 127.0.0.1, one worker.
+    """A uvicorn (or ``server``: another ASGI server of SERVERS) child process serving ``app``
+    (``module:attribute``) on 127.0.0.1, one worker.
 
     Always use as a context manager: the process is terminated (then killed) on exit, whatever happens.
     """

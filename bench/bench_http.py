@@ -21,15 +21,17 @@ the two servers): p50/p95 latency of each, with the in-process floor for referen
 
 The OIP binary run follows: a 2 x SIZE x SIZE float64 request with all outputs (loss, per_sample,
 gradient, hessian) as Triton binary tensors to ``/v2/models/mse/infer``, the same request as /v1 JSON,
-the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``, with the service's runtime settings;
-beside it the same under glibc's default malloc, the earlier floor), its socket floor (``bench/raw_echo.py``: the
-same bytes over loopback with no ASGI server) and its HTTP echo floor (``bench/echo_app.py`` under the same
-uvicorn command: the same body read, as many bytes answered, nothing computed; binary / echo floor is the
-service's own cost beyond HTTP's), a binary row per service configuration (``--binary-executors``: process:
-the defaults, binary in the server process; workers: LOSS_SERVICE_BINARY_IN_PROCESS=false; thread) and tritonclient.http's own client (``--no-triton`` to skip), all
-interleaved; every HTTP answer is checked against the floor's bytes first. ``--server granian`` (or hypercorn)
-serves the echo floor and the binary rows' services with another ASGI server. Targets (issue 12): binary >= 10x faster than
-JSON end to end, binary within 1.5x of its floor (``--only-binary`` runs just this).
+the binary path's in-process floor (``np.frombuffer``, compute, ``tobytes``, with the service's runtime
+settings; beside it the same under glibc's default malloc, the earlier floor), its socket floor
+(``bench/raw_echo.py``: the same bytes over loopback with no ASGI server) and its HTTP echo floor
+(``bench/echo_app.py`` under the same uvicorn command: the same body read, as many bytes answered,
+nothing computed; binary / echo floor is the service's own cost beyond HTTP's), a binary row per service
+configuration (``--binary-executors``: process: the defaults, binary in the server process; workers:
+LOSS_SERVICE_BINARY_IN_PROCESS=false; thread) and tritonclient.http's own client (``--no-triton`` to
+skip), all interleaved; every HTTP answer is checked against the floor's bytes first. ``--server granian``
+(or hypercorn) serves the echo floor and the binary rows' services with another ASGI server. Targets
+(issue 12): binary >= 10x faster than JSON end to end, binary within 1.5x of its floor (``--only-binary``
+runs just this).
 
 Prints Markdown tables and writes the raw samples to ``bench/results/http-*.json`` (gitignored).
 Example: ``.venv/bin/python bench/bench_http.py --rounds 7 --size 1000``.
@@ -413,7 +415,8 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
             raise RuntimeError(f"{which} answered {status}")
         return seconds
 
-    paths = ("floor", "floor-default-malloc", "socket", "echo", *binary_clients, *(("triton",) if triton_client is not None else ()), "json")
+    paths = ("floor", "floor-default-malloc", "socket", "echo", *binary_clients,
+             *(("triton",) if triton_client is not None else ()), "json")
     if triton_client is not None:
         sizes["triton"] = (len(binary_body), response_bytes)
     samples: dict[str, list[float]] = {p: [] for p in paths}
@@ -432,8 +435,8 @@ def run_binary(args, json_client: Any, binary_clients: dict[str, BinaryClient], 
     stats = {p: summarize(samples[p]) for p in paths}
     floor, echo = stats["floor"]["median_ms"], stats["echo"]["median_ms"]
     ratios = {"json_over_binary": stats["json"]["median_ms"] / stats["binary"]["median_ms"],
-              "echo_over_floor": echo / floor, "socket_over_floor": stats["socket"]["median_ms"] / floor, "floor_default_malloc_over_floor": stats["floor-default-malloc"][
-                  "median_ms"] / floor}
+              "echo_over_floor": echo / floor, "socket_over_floor": stats["socket"]["median_ms"] / floor,
+              "floor_default_malloc_over_floor": stats["floor-default-malloc"]["median_ms"] / floor}
     for p in paths:
         if p.startswith("binary") or p == "triton":
             ratios[f"{p}_over_floor"] = stats[p]["median_ms"] / floor

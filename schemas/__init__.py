@@ -10,7 +10,8 @@ from .ops import Health, Readiness
 from .problems import PROBLEM_RESPONSES, Problem, ProblemItem
 
 __all__ = ["PROBLEM_RESPONSES", "BatchError", "BatchItem", "BatchRequest", "BatchResponse", "CatalogueDetail",
-           "CatalogueEntry", "Check", "CurveAxis", "CurveResponse", "CurveSeries", "Example", "ExerciseOptions", "ExerciseRequest", "ExerciseResponse", "GradeMeta",
-           "GradeRequest", "GradeResponse", "GradescopeOptions", "GradescopeResults", "GradescopeTest", "Health", "Readiness",
+           "CatalogueEntry", "Check", "CurveAxis", "CurveResponse", "CurveSeries", "Example", "ExerciseOptions",
+           "ExerciseRequest", "ExerciseResponse", "GradeMeta", "GradeRequest", "GradeResponse", "GradescopeOptions",
+           "GradescopeResults", "GradescopeTest", "Health", "Readiness",
            "LossOptions", "LossRequest", "LossResponse", "Meta", "ParamInfo", "Problem", "ProblemItem", "Submission",
            "Tolerance", "VegaLiteSpec", "Worst"]

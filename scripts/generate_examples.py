@@ -26,7 +26,8 @@ def build() -> dict[str, list[dict]]:
         examples = []
         for request in loss.examples:
             body = json.dumps(request).encode()
-            examples.append({"request": request, "response": json.loads(loss_response(loss.name, body, LIMITS).run().body)})
+            answer = loss_response(loss.name, body, LIMITS).run()
+            examples.append({"request": request, "response": json.loads(answer.body)})
         out[loss.name] = examples
     return out
 

@@ -248,7 +248,8 @@ async def test_gradescope_points_are_bounded(client):
 async def test_a_ragged_array_parameter_is_a_shape_problem(client, path, extra):
     """Rows of one length are a shape (as for y_true): JSON Schema cannot say it, so the problem type is
     shape-mismatch, one the OpenAPI document lists as inexpressible, wherever the body names its loss."""
-    body = {**extra, "y_true": [0, 1], "y_pred": [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], "params": {"weight": [[1, 2], [3]]}}
+    body = {**extra, "y_true": [0, 1], "y_pred": [[0.1, 0.2, 0.3], [0.3, 0.2, 0.1]],
+            "params": {"weight": [[1, 2], [3]]}}
     r = await client.post(path, json=body)
     assert r.status_code == 422, r.text
     assert r.json()["type"] == "/problems/shape-mismatch"

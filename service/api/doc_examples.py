@@ -30,7 +30,7 @@ from ..config import Settings
 from ..engine import all_losses
 from ..engine.errors import LossServiceError
 from ..transport import json as json_transport
-from ..transport.call import Limits
+from ..transport.call import Answer, Limits, Plan
 from ..problems import problem_body
 from ..transport.curves import curve_plan
 from ..transport.json import dumps
@@ -76,21 +76,22 @@ def _query(url: str, key: str, default: str) -> str:
 
 
 # What each route runs on a body that passed the header checks (service/api/routes.py and grading.py).
-_ROUTES: dict[tuple[str, str], Callable[[str, bytes, Limits], bytes]] = {
-    # the POST functions give a plan (parsed and validated, work declared); running it here is what
-    # the route does once the work budget admits it
-    ("/v1/losses/{name}", "get"): lambda url, body, limits: dumps(catalogue.detail(_name_in(url))),
-    ("/v1/losses/{name}", "post"): lambda url, body, limits: json_transport.loss_response(_name_in(url), body, limits).run().body,
-    ("/v1/batch", "post"): lambda url, body, limits: json_transport.batch_response(body, limits, urlsplit(url).path).run().body,
+# Each gives the route's plan (parsed and validated, work declared); ``answer`` runs it, as the route
+# does once the work budget admits it.
+_ROUTES: dict[tuple[str, str], Callable[[str, bytes, Limits], Plan]] = {
+    ("/v1/losses/{name}", "get"): lambda url, body, limits: Plan(0, lambda: Answer(dumps(catalogue.detail(
+        _name_in(url))))),
+    ("/v1/losses/{name}", "post"): lambda url, body, limits: json_transport.loss_response(_name_in(url), body, limits),
+    ("/v1/batch", "post"): lambda url, body, limits: json_transport.batch_response(body, limits, urlsplit(url).path),
     ("/v1/grade", "post"): lambda url, body, limits: grading.grade_response(body, limits,
-                                                                            _query(url, "format", "json")).run().body,
-    ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits).run().body,
+                                                                            _query(url, "format", "json")),
+    ("/v1/exercises", "post"): lambda url, body, limits: exercises.exercise_response(body, limits),
     ("/v1/losses/{name}/curve", "get"): lambda url, body, limits: _curve(url),
 }
 
 
-def _curve(url: str) -> bytes:
-    """What GET /v1/losses/{name}/curve answers (service/api/curves.py): its query read as the route reads it."""
+def _curve(url: str) -> Plan:
+    """GET /v1/losses/{name}/curve's plan (service/api/curves.py): its query read as the route reads it."""
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     first = {k: v[0] for k, v in query.items()}
@@ -98,7 +99,7 @@ def _curve(url: str) -> bytes:
     items = [(k, v) for k, vs in query.items() for v in vs]
     return curve_plan(name, items, first.get("format", "json"), int(first.get("points", 201)), first.get("with"),
                       float(first["x_min"]) if "x_min" in first else None,
-                      float(first["x_max"]) if "x_max" in first else None).run().body
+                      float(first["x_max"]) if "x_max" in first else None)
 
 
 def answer(operation: tuple[str, str], case: Case, settings: Settings) -> Any:
@@ -106,7 +107,7 @@ def answer(operation: tuple[str, str], case: Case, settings: Settings) -> Any:
     try:
         if operation[1] == "post":
             check_headers(case.headers(settings), settings.max_body_bytes)
-        return orjson.loads(_ROUTES[operation](case.url, case.body, Limits.from_settings(settings)))
+        return orjson.loads(_ROUTES[operation](case.url, case.body, Limits.from_settings(settings)).run().body)
     except LossServiceError as err:
         return problem_body(err, urlsplit(case.url).path)
 
