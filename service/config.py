@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         "where requests are parsed and computed: process (max_concurrency worker processes, so that parsing "
         "never holds the event loop's GIL) or thread (worker threads of the server process)"))
     # On by default, measured with bench/bench_http.py on 2 cores (2 x 1000 x 1000 float64 mse, all outputs):
-    # OIP binary 43.2 ms median through the worker processes, 21.9 ms with this on (the thread executor: 21.8 ms),
+    # OIP binary 65.2 ms median through the worker processes, 23.8 ms with this on (the thread executor: 23.5 ms),
     # what the workers add being the 16 MB in and the 16 MB of outputs through the pipes and the page faults after
     # malloc_trim; and /healthz p99 under 4 such requests back to back 14.6 ms with it on, 19.4 ms without
     # (--healthz --binary-load). The workers exist for JSON's GIL-holding parse, which a binary body does not have.
